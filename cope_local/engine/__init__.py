@@ -1,0 +1,1 @@
+"""CoPe decoding on llama.cpp: one base model, two adapter contexts."""

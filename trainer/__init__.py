@@ -1,0 +1,1 @@
+"""Training (torch, transformers, PEFT, TRL): TAM, OPPU SFT, negatives, DPO, GGUF export."""
