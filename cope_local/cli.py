@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
+from . import draft as draft_module
 from . import importers, models
 from .errors import CopeError
 from .home import ensure_home
 from .store import Store
-from .tasks import registry
+from .tasks import get_task, registry
 
 
 def open_store() -> Store:
@@ -99,6 +100,67 @@ def history(profile, task, search, limit, as_json) -> None:
         date = (item.written_at or item.created_at)[:10]
         inputs = " | ".join(item.inputs.values())
         click.echo(f"#{item.id} {item.profile} [{item.task}] {date}  {_short(inputs)} → {_short(item.output)}")
+
+
+def parse_fields(task_name: str, values: tuple[str, ...]) -> dict[str, str]:
+    """FIELD=VALUE pairs; a task with one input also takes plain text ('-' reads stdin)."""
+    task = get_task(task_name)
+    fields, loose = {}, []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if sep and name in task.inputs:
+            fields[name] = rest
+        else:
+            loose.append(sys.stdin.read() if value == "-" else value)
+    if loose:
+        if len(task.inputs) != 1:
+            raise CopeError(f"task '{task.name}' has several inputs", hint="give each as FIELD=VALUE: " + " ".join(f"{n}=..." for n in task.inputs))
+        fields[task.inputs[0]] = " ".join(loose)
+    return fields
+
+
+@cli.command()
+@click.argument("fields", nargs=-1)
+@click.option("--task", "-t", required=True, type=click.Choice(sorted(registry())))
+@click.option("--profile", "-p", required=True)
+@click.option("--method", "-m", type=click.Choice(draft_module.METHODS), default="cope", show_default=True)
+@click.option("--alpha", type=float, help="Contrast strength (default per task family: .3 short, .1 long).")
+@click.option("--tau", type=float, help="Plausibility threshold on π_user (default .1).")
+@click.option("--penalty", type=float, help="Repetition penalty (CoPe default: 1.0 short, 7.0 long).")
+@click.option("--max-tokens", type=int)
+@click.option("--temperature", type=float, help="0 = greedy (default).")
+@click.option("--top-p", type=float)
+@click.option("--seed", type=int)
+@click.option("--model", "model_name", help="A model from `cope models` (default: the configured one).")
+@click.option("--json", "as_json", is_flag=True, help="Print text, tokens (with why each was chosen), params, tok/s.")
+def draft(fields, task, profile, method, alpha, tau, penalty, max_tokens, temperature, top_p, seed, model_name, as_json) -> None:
+    """Draft text in PROFILE's voice. FIELDS: the task's inputs as FIELD=VALUE (or plain text for one-input tasks)."""
+    with open_store() as store:
+        prepared = draft_module.prepare(
+            store, profile, task, parse_fields(task, fields), method, model_name,
+            alpha=alpha, tau=tau, penalty=penalty, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+        )
+        for note in prepared.notes:
+            click.echo(f"note: {note}", err=True)
+        for step in prepared.stream():
+            if not as_json:
+                click.echo(step.text, nl=False)
+        draft_id = draft_module.save(store, prepared)
+    if as_json:
+        emit_json({"id": draft_id, **prepared.as_json()})
+    else:
+        click.echo()
+        click.echo(f"[draft #{draft_id}: {prepared.method}, {len(prepared.steps)} tokens, {prepared.tok_s:.1f} tok/s; keep it: cope accept {draft_id}]", err=True)
+
+
+@cli.command()
+@click.argument("draft_id", type=int)
+@click.option("--text", help="Your edited version (default: the draft as generated).")
+def accept(draft_id, text) -> None:
+    """Keep a draft as your writing: it becomes history for the next retrain."""
+    with open_store() as store:
+        writing_id = draft_module.accept(store, draft_id, text)
+    click.echo(f"saved as writing #{writing_id}")
 
 
 def _short(text: str, width: int = 60) -> str:

@@ -1,0 +1,224 @@
+"""The drafting engine: one loaded model, a context per adapter set, token-by-token streaming.
+
+CoPe needs π_user's logits at every step but π_base's only when |V_head| > 1. The base context
+therefore runs behind: chosen tokens queue up and a worker thread evaluates them in one batch
+whenever it is idle (ctypes releases the GIL, so this overlaps with π_user's own step); the main
+thread waits for it only at steps that need π_base. Batched and one-by-one evaluation give
+bit-identical logits in llama.cpp, so the lazy schedule changes speed, never the tokens.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..adapters import validate
+from ..gguf_header import read_header
+from .decoding import Choice, Sampling, choose_contrast, choose_plain, head
+from .llama import Context, LoraAdapter, Model
+
+AdapterSet = tuple[tuple[Path, float], ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which contexts a method reads: `user` always, `base` only for contrastive decoding."""
+
+    user: AdapterSet
+    base: AdapterSet | None = None
+    alpha: float = 0.3
+    tau: float = 0.1
+
+
+@dataclass(frozen=True)
+class Step:
+    token: int
+    text: str  # the newly completed text (may be "" mid-way through a multi-byte character)
+    choice: Choice
+
+
+@dataclass
+class Schedule:
+    """How π_base is evaluated: lazily (only when needed) and/or in a worker thread."""
+
+    lazy: bool = True
+    concurrent: bool = True
+    base_evaluations: int = field(default=0, compare=False)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    count = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+class _Track:
+    """A context that follows the generated text, possibly behind schedule (see module doc)."""
+
+    def __init__(self, ctx: Context, prompt: Sequence[int], pool: ThreadPoolExecutor | None):
+        self.ctx, self.pool = ctx, pool
+        keep = min(common_prefix(ctx.tokens, prompt), len(prompt) - 1)  # re-evaluate >= 1 token for logits
+        ctx.truncate(keep)
+        self.pending: list[int] = list(prompt[keep:])
+        self.future: Future | None = None
+        self.latest: np.ndarray | None = None
+        self.evaluations = 0
+        self._start()
+
+    def _evaluate(self, tokens: list[int]) -> np.ndarray:
+        self.ctx.decode(tokens)
+        return self.ctx.logits().copy()
+
+    def _start(self) -> None:
+        if self.pool is None or (self.future is not None and not self.future.done()):
+            return
+        self._collect()
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.evaluations += 1
+            self.future = self.pool.submit(self._evaluate, batch)
+
+    def _collect(self) -> None:
+        if self.future is not None:
+            future, self.future = self.future, None
+            self.latest = future.result()
+
+    def push(self, token: int) -> None:
+        self.pending.append(token)
+        self._start()
+
+    def logits(self) -> np.ndarray:
+        """Logits after every pushed token; waits for the worker and catches up in one batch."""
+        self._collect()
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.evaluations += 1
+            self.latest = self._evaluate(batch)
+        return self.latest
+
+    def settle(self) -> None:
+        """Wait for background work so the context is safe to reuse (also after a cancel)."""
+        try:
+            self._collect()
+        except Exception:
+            self.ctx.clear()
+
+
+class Engine:
+    """Owns the model, its adapters and contexts; `generate` streams one draft at a time."""
+
+    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 1, max_contexts: int = 3):
+        self.model_path = Path(model_path)
+        self.header = read_header(self.model_path)
+        self.model = Model(self.model_path)
+        self.n_ctx, self.n_threads, self.max_contexts = n_ctx, n_threads, max_contexts
+        self._adapters: dict[Path, LoraAdapter] = {}
+        self._contexts: OrderedDict[AdapterSet, Context] = OrderedDict()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cope-base")
+        self._lock = threading.Lock()  # one generation at a time per engine
+
+    # -- resources ----------------------------------------------------------------------------
+
+    def adapter(self, path: Path) -> LoraAdapter:
+        path = Path(path).resolve()
+        if path not in self._adapters:
+            validate(path, self.header)
+            self._adapters[path] = LoraAdapter(self.model, path)
+        return self._adapters[path]
+
+    def context(self, adapters: AdapterSet) -> Context:
+        if adapters in self._contexts:
+            self._contexts.move_to_end(adapters)
+            return self._contexts[adapters]
+        loaded = [(self.adapter(path), scale) for path, scale in adapters]
+        if len(self._contexts) >= self.max_contexts:
+            _, oldest = self._contexts.popitem(last=False)
+            oldest.close()
+        ctx = Context(self.model, loaded, n_ctx=self.n_ctx, n_threads=self.n_threads)
+        self._contexts[adapters] = ctx
+        return ctx
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for ctx in self._contexts.values():
+            ctx.close()
+        self._contexts.clear()
+        for adapter in self._adapters.values():
+            adapter.close()
+        self._adapters.clear()
+        self.model.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- prompts -------------------------------------------------------------------------------
+
+    def tokenize_prompt(self, prompt: str) -> list[int]:
+        return self.model.tokenize(prompt, special=True)
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt_tokens: Sequence[int],
+        plan: Plan,
+        max_tokens: int = 100,
+        sampling: Sampling = Sampling(),
+        seed: int | None = None,
+        cancel: threading.Event | None = None,
+        schedule: Schedule | None = None,
+    ) -> Iterator[Step]:
+        """Yield each chosen token as soon as it is chosen; stops at end-of-text or max_tokens."""
+        schedule = schedule or Schedule()
+        rng = np.random.default_rng(seed) if sampling.temperature > 0 else None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if len(prompt_tokens) + max_tokens > self.n_ctx:
+            max_tokens = max(self.n_ctx - len(prompt_tokens), 0)
+        with self._lock:
+            user_ctx = self.context(plan.user)
+            base = None
+            if plan.base is not None:
+                pool = self._pool if schedule.concurrent else None
+                base = _Track(self.context(plan.base), prompt_tokens, pool)
+            user = _Track(user_ctx, prompt_tokens, None)
+            generated: set[int] = set()
+            try:
+                for _ in range(max_tokens):
+                    if cancel is not None and cancel.is_set():
+                        return
+                    user_logits = user.logits()
+                    if base is None:
+                        choice = choose_plain(user_logits, generated, sampling, rng)
+                    else:
+                        choice = self._contrast(user_logits, base, plan, generated, sampling, rng, schedule)
+                    if self.model.is_end(choice.token):
+                        return
+                    generated.add(choice.token)
+                    yield Step(choice.token, decoder.decode(self.model.piece(choice.token)), choice)
+                    user.push(choice.token)
+                    if base is not None:
+                        base.push(choice.token)
+            finally:
+                if base is not None:
+                    base.settle()
+                    schedule.base_evaluations += base.evaluations
+
+    def _contrast(self, user_logits, base: _Track, plan: Plan, generated, sampling, rng, schedule) -> Choice:
+        candidates = head(user_logits, plan.tau)
+        if len(candidates) == 1 and schedule.lazy:
+            token = int(candidates[0])
+            return Choice(token, 1, token, None)
+        return choose_contrast(user_logits, base.logits(), candidates, plan.alpha, generated, sampling, rng)

@@ -1,0 +1,193 @@
+"""Thin owning wrappers over llama-cpp-python's low-level C API (pinned 0.3.36).
+
+One `Model` is loaded once; each `Context` on it holds its own KV cache and its own LoRA set,
+so π_base (base + TAM) and π_user (base + TAM + user) share the weights.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import llama_cpp.llama_cpp as C
+import numpy as np
+
+from ..errors import CopeError
+
+_init_lock = threading.Lock()
+_initialised = False
+
+
+@C.llama_log_callback
+def _silent_log(level, text, user_data):  # llama.cpp logs to stderr by default; keep the terminal clean
+    return None
+
+
+def _ensure_backend() -> None:
+    global _initialised
+    with _init_lock:
+        if not _initialised:
+            C.llama_log_set(_silent_log, ctypes.c_void_p(0))
+            C.llama_backend_init()
+            _initialised = True
+
+
+class Model:
+    """A GGUF base model loaded (mmap) once; tokenizer and chat template come with it."""
+
+    def __init__(self, path: Path):
+        _ensure_backend()
+        self.path = Path(path)
+        params = C.llama_model_default_params()
+        self._model = C.llama_model_load_from_file(str(self.path).encode(), params)
+        if not self._model:
+            raise CopeError(f"llama.cpp could not load the model {self.path}", hint="is it a complete, supported GGUF? see `cope models`")
+        self.vocab = C.llama_model_get_vocab(self._model)
+        self.n_vocab = C.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = C.llama_model_n_ctx_train(self._model)
+        self.eos = C.llama_vocab_eos(self.vocab)
+
+    @property
+    def handle(self):
+        if not self._model:
+            raise CopeError("the model was closed")
+        return self._model
+
+    def chat_template(self) -> str | None:
+        raw = C.llama_model_chat_template(self.handle, None)
+        return raw.decode("utf-8") if raw else None
+
+    def special_text(self, token: int) -> str:
+        """How a special token (BOS, EOS) is spelled, for chat templates that write it out."""
+        return self.piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""
+
+    @property
+    def bos(self) -> int:
+        return C.llama_vocab_bos(self.vocab)
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """Tokens of `text` exactly as written: no BOS added (the chat template supplies it)."""
+        data = text.encode("utf-8")
+        capacity = len(data) + 16
+        buffer = (C.llama_token * capacity)()
+        count = C.llama_tokenize(self.vocab, data, len(data), buffer, capacity, False, special)
+        if count < 0:
+            raise CopeError("the text could not be tokenized")
+        return list(buffer[:count])
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        buffer = ctypes.create_string_buffer(64)
+        size = C.llama_token_to_piece(self.vocab, token, buffer, 64, 0, special)
+        if size < 0:
+            buffer = ctypes.create_string_buffer(-size)
+            size = C.llama_token_to_piece(self.vocab, token, buffer, -size, 0, special)
+        return buffer.raw[:size]
+
+    def is_end(self, token: int) -> bool:
+        return bool(C.llama_vocab_is_eog(self.vocab, token))
+
+    def close(self) -> None:
+        if self._model:
+            C.llama_model_free(self._model)
+            self._model = None
+
+
+class LoraAdapter:
+    """A LoRA GGUF loaded against a model; validate the file first (adapters.validate)."""
+
+    def __init__(self, model: Model, path: Path):
+        self.path = Path(path)
+        self._adapter = C.llama_adapter_lora_init(model.handle, str(self.path).encode())
+        if not self._adapter:
+            raise CopeError(
+                f"llama.cpp refused the adapter {self.path} (wrong shapes or architecture for this model)",
+                hint="retrain it for this base model: cope train",
+            )
+
+    @property
+    def handle(self):
+        return self._adapter
+
+    def close(self) -> None:
+        # llama.cpp frees adapters with their model; an explicit free is also allowed while it lives.
+        if self._adapter:
+            C.llama_adapter_lora_free(self._adapter)
+            self._adapter = None
+
+
+class Context:
+    """One KV cache with its own adapter set; remembers which tokens it holds for prefix reuse."""
+
+    def __init__(self, model: Model, adapters: Sequence[tuple[LoraAdapter, float]] = (),
+                 n_ctx: int = 2048, n_threads: int = 1, n_batch: int = 512):
+        self.model = model
+        params = C.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = 1
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        params.no_perf = True
+        self._ctx = C.llama_init_from_model(model.handle, params)
+        if not self._ctx:
+            raise CopeError(f"llama.cpp could not create a context of {n_ctx} tokens", hint="try a smaller context")
+        self.n_ctx = C.llama_n_ctx(self._ctx)
+        self.n_batch = n_batch
+        self._batch = C.llama_batch_init(n_batch, 0, 1)
+        self.tokens: list[int] = []  # what the KV cache holds, position by position
+        self.set_adapters(adapters)
+
+    def set_adapters(self, adapters: Sequence[tuple[LoraAdapter, float]]) -> None:
+        active = [(a, s) for a, s in adapters if s != 0.0]
+        if active:
+            handles = (C.llama_adapter_lora_p_ctypes * len(active))(*[a.handle for a, _ in active])
+            scales = (ctypes.c_float * len(active))(*[s for _, s in active])
+            C.llama_set_adapters_lora(self._ctx, handles, len(active), scales)
+        else:
+            C.llama_set_adapters_lora(self._ctx, None, 0, None)
+        self.clear()
+
+    def clear(self) -> None:
+        C.llama_memory_clear(C.llama_get_memory(self._ctx), True)
+        self.tokens = []
+
+    def truncate(self, keep: int) -> None:
+        """Forget every position from `keep` on (the shared prefix stays cached)."""
+        if keep < len(self.tokens):
+            C.llama_memory_seq_rm(C.llama_get_memory(self._ctx), 0, keep, -1)
+            del self.tokens[keep:]
+
+    def decode(self, tokens: Sequence[int]) -> None:
+        """Append `tokens` (in chunks of n_batch); logits are kept for the last one only."""
+        if len(self.tokens) + len(tokens) > self.n_ctx:
+            raise CopeError(f"the text no longer fits the {self.n_ctx}-token context", hint="shorten the input")
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            batch = self._batch
+            batch.n_tokens = len(chunk)
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = len(self.tokens) + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = False
+            batch.logits[len(chunk) - 1] = True
+            status = C.llama_decode(self._ctx, batch)
+            if status != 0:
+                self.clear()
+                raise CopeError(f"llama.cpp failed to evaluate the text (code {status})")
+            self.tokens.extend(chunk)
+
+    def logits(self) -> np.ndarray:
+        """A VIEW of the last token's logits, valid until the next decode on this context."""
+        pointer = C.llama_get_logits_ith(self._ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.model.n_vocab,))
+
+    def close(self) -> None:
+        if self._ctx:
+            C.llama_batch_free(self._batch)
+            C.llama_free(self._ctx)
+            self._ctx = None
