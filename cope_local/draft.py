@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from . import adapter_versions
 from .engine.decoding import Sampling
 from .engine.engine import Engine, Plan, Schedule, Step
 from .errors import CopeError
@@ -51,23 +52,19 @@ def close_engines() -> None:
         _engines.clear()
 
 
-def active_adapter(store: Store, task: str, kind: str, profile_id: int | None, model: ModelInfo, notes: list[str]) -> Path | None:
-    row = store.conn.execute(
-        """SELECT gguf_path, base_fingerprint, version FROM adapters
-           WHERE task = ? AND kind = ? AND active = 1 AND ifnull(profile_id, 0) = ifnull(?, 0)""",
-        (task, kind, profile_id),
-    ).fetchone()
-    if row is None:
+def usable_adapter(store: Store, task: str, kind: str, profile_id: int | None, model: ModelInfo, notes: list[str]) -> Path | None:
+    """The active adapter's file, if it exists and was trained on this very base model."""
+    chosen = adapter_versions.active(store, task, kind, profile_id)
+    if chosen is None:
         return None
-    path, fingerprint, version = Path(row[0]), row[1], row[2]
     label = "task adapter (TAM)" if kind == "tam" else "your adapter"
-    if fingerprint != model.fingerprint:
-        notes.append(f"the active {label} v{version} was trained for another base model; not used (retrain: cope train)")
+    if chosen.base_fingerprint != model.fingerprint:
+        notes.append(f"the active {label} v{chosen.version} was trained for another base model; not used (retrain: cope train)")
         return None
-    if not path.exists():
-        notes.append(f"the active {label} v{version} is missing at {path}; not used (retrain: cope train)")
+    if not chosen.gguf_path.exists():
+        notes.append(f"the active {label} v{chosen.version} is missing at {chosen.gguf_path}; not used (retrain: cope train)")
         return None
-    return path
+    return chosen.gguf_path
 
 
 def plan_for(method: str, tam: Path | None, user: Path | None, alpha: float, tau: float, notes: list[str]) -> tuple[str, Plan]:
@@ -157,8 +154,8 @@ def prepare(store: Store, profile: str, task_name: str, inputs: dict[str, str], 
     params = {**FAMILY_DEFAULTS[task.family], "temperature": 0.0, "top_p": 1.0, "seed": None}
     params.update({k: v for k, v in overrides.items() if v is not None})
     notes: list[str] = []
-    tam = active_adapter(store, task.name, "tam", None, model, notes)
-    user = active_adapter(store, task.name, "user", profile_id, model, notes)
+    tam = usable_adapter(store, task.name, "tam", None, model, notes)
+    user = usable_adapter(store, task.name, "user", profile_id, model, notes)
     used, plan = plan_for(method, tam, user, params["alpha"], params["tau"], notes)
     if used != "cope" and "penalty" not in overrides:
         params["penalty"] = 1.0  # the family penalty is defined on CoPe's contrast score

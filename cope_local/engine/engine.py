@@ -1,10 +1,13 @@
 """The drafting engine: one loaded model, a context per adapter set, token-by-token streaming.
 
 CoPe needs π_user's logits at every step but π_base's only when |V_head| > 1. The base context
-therefore runs behind: chosen tokens queue up and a worker thread evaluates them in one batch
-whenever it is idle (ctypes releases the GIL, so this overlaps with π_user's own step); the main
-thread waits for it only at steps that need π_base. Batched and one-by-one evaluation give
-bit-identical logits in llama.cpp, so the lazy schedule changes speed, never the tokens.
+therefore runs behind: chosen tokens queue up and a worker thread evaluates them whenever it is
+idle (ctypes releases the GIL, so this overlaps with π_user's own step); the main thread waits
+for it only at steps that need π_base, and never when the generation ends first.
+
+Generated tokens are evaluated one per llama_decode in both contexts, as the plain reference
+does: llama.cpp's n=1 path can give slightly different logits from the same token inside a
+batch (measured with real adapters), and exactness comes first.
 """
 
 from __future__ import annotations
@@ -53,37 +56,32 @@ class Schedule:
     base_evaluations: int = field(default=0, compare=False)
 
 
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    count = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        count += 1
-    return count
-
-
 class _Track:
     """A context that follows the generated text, possibly behind schedule (see module doc)."""
 
     def __init__(self, ctx: Context, prompt: Sequence[int], pool: ThreadPoolExecutor | None):
         self.ctx, self.pool = ctx, pool
-        keep = min(common_prefix(ctx.tokens, prompt), len(prompt) - 1)  # re-evaluate >= 1 token for logits
-        ctx.truncate(keep)
-        self.pending: list[int] = list(prompt[keep:])
+        self.prompt = list(prompt)
+        self.primed = False  # the first evaluation decodes the prompt (reusing a cached prefix)
+        self.pending: list[int] = []
         self.future: Future | None = None
         self.latest: np.ndarray | None = None
         self.evaluations = 0
         self._start()
 
     def _evaluate(self, tokens: list[int]) -> np.ndarray:
-        self.ctx.decode(tokens)
+        if not self.primed:
+            self.ctx.decode(self.ctx.start(self.prompt))
+            self.primed = True
+        for token in tokens:
+            self.ctx.decode([token])
         return self.ctx.logits().copy()
 
     def _start(self) -> None:
         if self.pool is None or (self.future is not None and not self.future.done()):
             return
         self._collect()
-        if self.pending:
+        if self.pending or not self.primed:
             batch, self.pending = self.pending, []
             self.evaluations += 1
             self.future = self.pool.submit(self._evaluate, batch)
@@ -100,7 +98,7 @@ class _Track:
     def logits(self) -> np.ndarray:
         """Logits after every pushed token; waits for the worker and catches up in one batch."""
         self._collect()
-        if self.pending:
+        if self.pending or not self.primed:
             batch, self.pending = self.pending, []
             self.evaluations += 1
             self.latest = self._evaluate(batch)

@@ -34,6 +34,15 @@ def _ensure_backend() -> None:
             _initialised = True
 
 
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    count = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
 class Model:
     """A GGUF base model loaded (mmap) once; tokenizer and chat template come with it."""
 
@@ -138,6 +147,8 @@ class Context:
         self.n_batch = n_batch
         self._batch = C.llama_batch_init(n_batch, 0, 1)
         self.tokens: list[int] = []  # what the KV cache holds, position by position
+        self._previous: list[int] = []  # the last sequence started, to find the shared prefix
+        self._snapshot: tuple[list[int], ctypes.Array] | None = None
         self.set_adapters(adapters)
 
     def set_adapters(self, adapters: Sequence[tuple[LoraAdapter, float]]) -> None:
@@ -148,24 +159,63 @@ class Context:
             C.llama_set_adapters_lora(self._ctx, handles, len(active), scales)
         else:
             C.llama_set_adapters_lora(self._ctx, None, 0, None)
+        self._snapshot = None  # cached keys/values were computed under the old adapters
+        self._previous = []
         self.clear()
 
     def clear(self) -> None:
         C.llama_memory_clear(C.llama_get_memory(self._ctx), True)
         self.tokens = []
 
-    def truncate(self, keep: int) -> None:
-        """Forget every position from `keep` on (the shared prefix stays cached)."""
-        if keep < len(self.tokens):
-            C.llama_memory_seq_rm(C.llama_get_memory(self._ctx), 0, keep, -1)
-            del self.tokens[keep:]
+    def start(self, prompt: Sequence[int]) -> list[int]:
+        """Reuse what the cache holds of `prompt`; return the prompt tokens still to decode (>= 2).
+
+        llama.cpp's logits depend slightly on how tokens were batched: a token evaluated alone
+        (n=1) can differ from the same token inside a batch, and a cache cut back with
+        llama_memory_seq_rm changes later results too (both measured). So a prompt is always
+        decoded in chunks of >= 2 tokens, into a cache that is fresh or restored from a snapshot
+        of the prefix shared with the previous prompt (system prompt + instruction): the result
+        is bit-identical to decoding the whole prompt in a fresh context.
+        """
+        limit = len(prompt) - 2
+        snapshot = self._snapshot
+        if snapshot and len(snapshot[0]) <= limit and list(prompt[:len(snapshot[0])]) == snapshot[0]:
+            self._restore()
+        else:
+            self.clear()
+        kept = len(self.tokens)
+        shared = min(common_prefix(self._previous, prompt), limit)
+        if shared - kept >= 2:
+            self.decode(prompt[kept:shared])
+            self._save()
+            kept = shared
+        self._previous = list(prompt)
+        return list(prompt[kept:])
+
+    def _save(self) -> None:
+        size = C.llama_state_seq_get_size(self._ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        C.llama_state_seq_get_data(self._ctx, buffer, size, 0)
+        self._snapshot = (list(self.tokens), buffer)
+
+    def _restore(self) -> None:
+        tokens, buffer = self._snapshot
+        self.clear()
+        if C.llama_state_seq_set_data(self._ctx, buffer, len(buffer), 0) != len(buffer):
+            self.clear()
+            self._snapshot = None
+            return
+        self.tokens = list(tokens)
 
     def decode(self, tokens: Sequence[int]) -> None:
-        """Append `tokens` (in chunks of n_batch); logits are kept for the last one only."""
+        """Append `tokens` in one batch (chunks of n_batch, none of 1 token); logits for the last only."""
         if len(self.tokens) + len(tokens) > self.n_ctx:
             raise CopeError(f"the text no longer fits the {self.n_ctx}-token context", hint="shorten the input")
-        for start in range(0, len(tokens), self.n_batch):
-            chunk = tokens[start:start + self.n_batch]
+        bounds = list(range(0, len(tokens), self.n_batch)) + [len(tokens)]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            bounds[-2] -= 1  # keep a batch a batch: a lone token takes llama.cpp's n=1 path
+        for start, end in zip(bounds, bounds[1:]):
+            chunk = tokens[start:end]
             batch = self._batch
             batch.n_tokens = len(chunk)
             for i, token in enumerate(chunk):

@@ -1,0 +1,66 @@
+"""The engine chooses exactly the tokens of the plain reference, for every method and schedule."""
+
+import pytest
+
+from cope_local.engine.decoding import Sampling
+from cope_local.engine.engine import Plan, Schedule
+from cope_local.prompts import render_prompt
+from cope_local.tasks import get_task
+from reference_cope import reference_generate
+
+ARTICLES = [
+    "The city council voted on Tuesday to build protected bike lanes on Main Street.",
+    "A small bakery in Ohio has been selling the same sourdough recipe for 90 years.",
+    "Scientists found that octopuses dream, changing colour while they sleep.",
+    "The senator said she would not run again, ending a 30-year career in Washington.",
+    "Heavy rain flooded the subway overnight and commuters waded to work.",
+    "A teenager built a robot that sorts recycling faster than adults.",
+    "The museum returned a stolen painting to the family after 80 years.",
+    "Prices of eggs doubled this winter as bird flu hit farms across the country.",
+]
+MAX_TOKENS = 24
+
+
+def prompt_tokens(engine, article):
+    model = engine.model
+    text = render_prompt(get_task("headline"), {"text": article}, model.chat_template(), "", "")
+    return engine.tokenize_prompt(text)
+
+
+def plans(lora_files):
+    tam, user = ((lora_files["tam"], 1.0),), ((lora_files["tam"], 1.0), (lora_files["user"], 1.0))
+    return {
+        "base": (Plan(user=()), 1.0),
+        "tam": (Plan(user=tam), 1.0),
+        "oppu": (Plan(user=user), 1.0),
+        "cope": (Plan(user=user, base=tam, alpha=0.3, tau=0.1), 1.0),
+        "cope-penalty": (Plan(user=user, base=tam, alpha=0.5, tau=0.05), 1.5),
+        "cope-no-tam": (Plan(user=((lora_files["user"], 1.0),), base=(), alpha=1.0, tau=0.05), 1.0),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["base", "tam", "oppu", "cope", "cope-penalty", "cope-no-tam"])
+def test_engine_matches_reference(engine, lora_files, method):
+    plan, penalty = plans(lora_files)[method]
+    head_sizes, changed = [], 0
+    for article in ARTICLES:
+        prompt = prompt_tokens(engine, article)
+        want = reference_generate(engine, prompt, plan.user, plan.base, plan.alpha, plan.tau, penalty, MAX_TOKENS)
+        schedules = [Schedule()] if plan.base is None else [Schedule(), Schedule(lazy=False, concurrent=False), Schedule(lazy=True, concurrent=False)]
+        for schedule in schedules:
+            steps = list(engine.generate(prompt, plan, MAX_TOKENS, Sampling(penalty=penalty), schedule=schedule))
+            assert [s.token for s in steps] == want, f"{method} / {schedule} differs on: {article}"
+        head_sizes += [s.choice.head_size for s in steps if s.choice.head_size]
+        changed += sum(s.choice.contrast_changed for s in steps)
+    if plan.base is not None:
+        # The comparison is only meaningful if the contrast really had choices to make.
+        assert max(head_sizes) > 1
+        assert changed > 0
+
+
+def test_adapters_change_the_output(engine, lora_files):
+    prompt = prompt_tokens(engine, ARTICLES[0])
+    outputs = {m: [s.token for s in engine.generate(prompt, plan, MAX_TOKENS, Sampling(penalty=p))]
+               for m, (plan, p) in plans(lora_files).items() if m in ("base", "tam", "oppu")}
+    assert len({tuple(v) for v in outputs.values()}) == 3
