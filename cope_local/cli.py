@@ -233,6 +233,25 @@ def models_default(name) -> None:
 cli.add_command(models_command, "models")
 
 
+@cli.group()
+def bench() -> None:
+    """Speed and memory benchmarks (JSON; see docs/benchmarks.md)."""
+
+
+@bench.command("decode")
+@click.option("--prompts", "n_prompts", type=int, default=8, show_default=True)
+@click.option("--tokens", "max_tokens", type=int, default=64, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads per context.")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved repetitions; the best is kept.")
+@click.option("--hf-prompts", type=int, default=2, show_default=True, help="Prompts for the (slow) HF+PEFT loop.")
+@click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
+def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, as_json) -> None:
+    """Plain greedy vs naive CoPe vs optimized CoPe vs an HF+PEFT CoPe loop; memory of 1 vs 2 contexts."""
+    from .bench import decode
+
+    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts))
+
+
 def main() -> None:
     os.umask(0o077)  # everything cope writes is private to the user
     cli()

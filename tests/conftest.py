@@ -1,10 +1,13 @@
 import json
-import os
 
 import pytest
 from click.testing import CliRunner
 
+from cope_local import adapter_versions
+from cope_local.bench.fixtures import random_lora
 from cope_local.cli import cli
+from cope_local.engine.engine import Engine
+from cope_local.models import embedded, embedded_model_path
 from cope_local.home import ensure_home
 from cope_local.store import Store
 
@@ -40,28 +43,6 @@ def write_jsonl(path, rows):
 
 # -- the real embedded model and real (random, non-zero) LoRA adapters -------------------------
 
-import numpy as np
-
-from cope_local.adapters import write_lora_gguf
-from cope_local.gguf_header import read_header
-from cope_local.models import embedded, embedded_model_path
-
-LORA_TARGETS = ("attn_q.", "attn_k.", "attn_v.", "attn_output.", "ffn_gate.", "ffn_up.", "ffn_down.")
-
-
-def random_lora(path, seed, rank=8, std=0.02, targets=LORA_TARGETS, base_path=None):
-    """A LoRA GGUF on every projection of the base model, with random (non-zero) A and B."""
-    base = read_header(base_path or embedded_model_path())
-    rng = np.random.default_rng(seed)
-    pairs = {}
-    for name, info in base.tensors.items():
-        if name.startswith("blk.") and any(t in name for t in targets):
-            n_in, n_out = info.shape
-            pairs[name] = (rng.normal(0, std, (rank, n_in)), rng.normal(0, std, (n_out, rank)))
-    write_lora_gguf(path, base.architecture, pairs)
-    return path
-
-
 @pytest.fixture(scope="session")
 def lora_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("loras")
@@ -70,15 +51,11 @@ def lora_files(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine():
-    from cope_local.engine.engine import Engine
-
     with Engine(embedded_model_path()) as loaded:
         yield loaded
 
 
 def register_adapters(store, profile_id, task, files):
-    from cope_local import adapter_versions
-
     fingerprint = embedded().fingerprint
     for kind, path in files.items():
         adapter_versions.register(store, task=task, kind=kind, profile_id=profile_id if kind == "user" else None,

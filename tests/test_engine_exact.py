@@ -2,22 +2,13 @@
 
 import pytest
 
+from cope_local.bench.fixtures import ARTICLES
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Plan, Schedule
 from cope_local.prompts import render_prompt
 from cope_local.tasks import get_task
 from reference_cope import reference_generate
 
-ARTICLES = [
-    "The city council voted on Tuesday to build protected bike lanes on Main Street.",
-    "A small bakery in Ohio has been selling the same sourdough recipe for 90 years.",
-    "Scientists found that octopuses dream, changing colour while they sleep.",
-    "The senator said she would not run again, ending a 30-year career in Washington.",
-    "Heavy rain flooded the subway overnight and commuters waded to work.",
-    "A teenager built a robot that sorts recycling faster than adults.",
-    "The museum returned a stolen painting to the family after 80 years.",
-    "Prices of eggs doubled this winter as bird flu hit farms across the country.",
-]
 MAX_TOKENS = 24
 
 

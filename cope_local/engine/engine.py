@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..adapters import validate
-from ..gguf_header import read_header
+from ..models import read_gguf
 from .decoding import Choice, Sampling, choose_contrast, choose_plain, head
 from .llama import Context, LoraAdapter, Model
 
@@ -117,7 +117,7 @@ class Engine:
 
     def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 1, max_contexts: int = 3):
         self.model_path = Path(model_path)
-        self.header = read_header(self.model_path)
+        self.header = read_gguf(self.model_path)
         self.model = Model(self.model_path)
         self.n_ctx, self.n_threads, self.max_contexts = n_ctx, n_threads, max_contexts
         self._adapters: dict[Path, LoraAdapter] = {}

@@ -1,0 +1,159 @@
+"""`cope bench decode`: tokens/s of plain greedy, naive CoPe, optimized CoPe and an HF+PEFT CoPe
+loop like the paper's public code, on the same prompts, plus the memory of one vs two contexts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..engine.engine import Engine, Plan, Schedule
+from ..models import embedded_model_path
+from ..prompts import render_prompt
+from ..tasks import get_task
+from .fixtures import ARTICLES, random_lora
+
+
+def prompts(engine: Engine, count: int) -> list[list[int]]:
+    model, task = engine.model, get_task("headline")
+    texts = [render_prompt(task, {"text": a}, model.chat_template()) for a in (ARTICLES * 4)[:count]]
+    return [engine.tokenize_prompt(t) for t in texts]
+
+
+def timed(engine: Engine, prompt_list, plan: Plan, max_tokens: int, schedule: Schedule | None = None) -> dict:
+    """End to end (prompt evaluation included) and generation only (after the first token)."""
+    tokens, generating, gen_tokens, needs_base, started = 0, 0.0, 0, 0, time.perf_counter()
+    for prompt in prompt_list:
+        first = None
+        for count, step in enumerate(engine.generate(prompt, plan, max_tokens, schedule=schedule or Schedule()), 1):
+            first = first or time.perf_counter()
+            tokens += 1
+            needs_base += (step.choice.head_size or 0) > 1
+        if first is not None:
+            generating += time.perf_counter() - first
+            gen_tokens += count - 1
+    elapsed = time.perf_counter() - started
+    return {"tokens": tokens, "seconds": round(elapsed, 3), "tok_s": round(tokens / elapsed, 2),
+            "gen_tok_s": round(gen_tokens / generating, 2) if generating else None,
+            "steps_needing_base": needs_base}
+
+
+def llama_runs(model_path: Path, loras: dict, n_prompts: int, max_tokens: int, threads: int, rounds: int) -> dict:
+    with Engine(model_path, n_threads=threads) as engine:
+        prompt_list = prompts(engine, n_prompts)
+        tam, user = ((loras["tam"], 1.0),), ((loras["tam"], 1.0), (loras["user"], 1.0))
+        cope = Plan(user=user, base=tam, alpha=0.3, tau=0.1)
+        configs = {
+            "greedy_base": (Plan(user=()), None),
+            "greedy_user": (Plan(user=user), None),
+            "cope_naive": (cope, Schedule(lazy=False, concurrent=False)),
+            "cope_optimized": (cope, Schedule()),
+        }
+        timed(engine, prompt_list[:2], Plan(user=user), 8)  # warm caches
+        timed(engine, prompt_list[:2], cope, 8)
+        results = {name: [] for name in configs}
+        for _ in range(rounds):  # interleaved, so drift on a shared machine hits every config alike
+            for name, (plan, schedule) in configs.items():
+                if schedule is not None:
+                    schedule = Schedule(schedule.lazy, schedule.concurrent)
+                results[name].append(timed(engine, prompt_list, plan, max_tokens, schedule) | (
+                    {"base_evaluations": schedule.base_evaluations} if schedule else {}))
+        return {name: max(runs, key=lambda r: r["gen_tok_s"] or 0) for name, runs in results.items()}
+
+
+def hf_run(model_path: Path, n_prompts: int, max_tokens: int) -> dict:
+    """Two PEFT forward passes per token (adapter on = π_user, adapter off = π_base), KV-cached."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from trainer.loading import load_base
+
+    model, tokenizer = load_base(model_path)
+    model.config.use_cache = True
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets, init_lora_weights=False)).eval()
+    task = get_task("headline")
+    torch.set_num_threads(1)
+    tokens, gen_tokens, generating, started = 0, 0, 0.0, time.perf_counter()
+    with torch.inference_mode():
+        for article in (ARTICLES * 4)[:n_prompts]:
+            text = render_prompt(task, {"text": article}, tokenizer.chat_template)
+            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+            user_out = model(ids, use_cache=True)
+            with model.disable_adapter():
+                base_out = model(ids, use_cache=True)
+            first = time.perf_counter()
+            for count in range(max_tokens):
+                lu = torch.log_softmax(user_out.logits[0, -1].float(), -1)
+                lb = torch.log_softmax(base_out.logits[0, -1].float(), -1)
+                head = lu >= lu.max() + torch.log(torch.tensor(0.1))
+                score = torch.where(head, lu - 0.3 * lb, torch.tensor(float("-inf")))
+                token = int(score.argmax())
+                tokens += 1
+                if token == tokenizer.eos_token_id:
+                    break
+                step = torch.tensor([[token]])
+                user_out = model(step, past_key_values=user_out.past_key_values, use_cache=True)
+                with model.disable_adapter():
+                    base_out = model(step, past_key_values=base_out.past_key_values, use_cache=True)
+            generating += time.perf_counter() - first
+            gen_tokens += count
+    elapsed = time.perf_counter() - started
+    return {"tokens": tokens, "seconds": round(elapsed, 3), "tok_s": round(tokens / elapsed, 2),
+            "gen_tok_s": round(gen_tokens / generating, 2), "threads": 1}
+
+
+def memory(model_path: Path, contexts: int, lora: Path) -> dict:
+    """RSS (bytes) of a fresh process after imports, and after drafting with `contexts` contexts."""
+    code = (
+        "from pathlib import Path; from cope_local.engine.engine import Engine, Plan;"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096;"
+        "before = rss();"
+        f"e = Engine(Path({str(model_path)!r}));"
+        f"p = e.tokenize_prompt('<|im_start|>user\\nhello there<|im_end|>\\n<|im_start|>assistant\\n');"
+        f"plan = Plan(user=((Path({str(lora)!r}), 1.0),), base=(() if {contexts} == 2 else None));"
+        "list(e.generate(p, plan, 16));"
+        "print(before, rss())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = map(int, out.stdout.split())
+    return {"process_bytes": after, "engine_bytes": after - before}
+
+
+def run(n_prompts: int = 8, max_tokens: int = 64, threads: int = 1, rounds: int = 3, hf_prompts: int = 2,
+        model_path: Path | None = None) -> dict:
+    model_path = model_path or embedded_model_path()
+    with tempfile.TemporaryDirectory() as folder:
+        loras = {"tam": random_lora(Path(folder) / "tam.gguf", 1), "user": random_lora(Path(folder) / "user.gguf", 2, std=0.03)}
+        llama = llama_runs(model_path, loras, n_prompts, max_tokens, threads, rounds)
+        one, two = memory(model_path, 1, loras["user"]), memory(model_path, 2, loras["user"])
+    try:
+        hf = hf_run(model_path, hf_prompts, max_tokens)
+    except ImportError as exc:
+        hf = {"skipped": f"needs the train extra ({exc.name} missing)"}
+    optimized = llama["cope_optimized"]["gen_tok_s"]
+    result = {
+        "model": str(model_path), "prompts": n_prompts, "max_tokens": max_tokens, "threads_per_context": threads,
+        "rounds": rounds, **llama, "hf_peft_cope": hf,
+        "ratios": {
+            "optimized_vs_greedy_user": round(optimized / llama["greedy_user"]["gen_tok_s"], 3),
+            "optimized_vs_greedy_base": round(optimized / llama["greedy_base"]["gen_tok_s"], 3),
+            "naive_vs_greedy_user": round(llama["cope_naive"]["gen_tok_s"] / llama["greedy_user"]["gen_tok_s"], 3),
+            "optimized_vs_naive": round(optimized / llama["cope_naive"]["gen_tok_s"], 3),
+            "optimized_vs_hf": round(optimized / hf["gen_tok_s"], 2) if "gen_tok_s" in hf else None,
+            "optimized_vs_hf_end_to_end": round(llama["cope_optimized"]["tok_s"] / hf["tok_s"], 2) if "tok_s" in hf else None,
+        },
+        "memory": {
+            "one_context": one, "two_contexts": two,
+            "process_ratio": round(two["process_bytes"] / one["process_bytes"], 3),
+            "engine_ratio": round(two["engine_bytes"] / one["engine_bytes"], 3),
+        },
+    }
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

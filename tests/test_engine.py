@@ -1,0 +1,106 @@
+"""Engine behaviour with the real model: streaming, cancel, sampling, and bad files."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from cope_local.adapters import write_lora_gguf
+from cope_local.engine.decoding import Sampling
+from cope_local.engine.engine import Engine, Plan
+from cope_local.errors import CopeError
+from cope_local.gguf_header import read_header
+from cope_local.models import embedded_model_path
+from cope_local.bench.fixtures import ARTICLES
+from test_engine_exact import prompt_tokens
+
+
+def cope_plan(lora_files):
+    return Plan(user=((lora_files["tam"], 1.0), (lora_files["user"], 1.0)), base=((lora_files["tam"], 1.0),))
+
+
+def test_streaming_cancel_then_the_next_draft_is_unaffected(engine, lora_files):
+    prompt, plan = prompt_tokens(engine, ARTICLES[2]), cope_plan(lora_files)
+    full = [s.token for s in engine.generate(prompt, plan, 20)]
+    cancel, seen = threading.Event(), []
+    for step in engine.generate(prompt, plan, 20, cancel=cancel):
+        seen.append(step.token)
+        if len(seen) == 3:
+            cancel.set()
+    assert seen == full[:3]
+    stream = engine.generate(prompt, plan, 20)
+    assert [next(stream).token for _ in range(2)] == full[:2]
+    stream.close()  # a consumer walking away also stops it
+    assert [s.token for s in engine.generate(prompt, plan, 20)] == full
+
+
+def test_each_step_says_why_the_token_was_chosen(engine, lora_files):
+    steps = list(engine.generate(prompt_tokens(engine, ARTICLES[3]), cope_plan(lora_files), 20))
+    for step in steps:
+        assert step.choice.head_size >= 1
+        if step.choice.head_size > 1:
+            assert step.choice.reward is not None
+        else:
+            assert step.choice.user_top == step.token
+    assert "".join(s.text for s in steps).strip()
+
+
+def test_sampling_is_reproducible_with_a_seed(engine, lora_files):
+    prompt, plan = prompt_tokens(engine, ARTICLES[4]), cope_plan(lora_files)
+    sampling = Sampling(temperature=1.0, top_p=0.9)
+    first = [s.token for s in engine.generate(prompt, plan, 16, sampling, seed=7)]
+    again = [s.token for s in engine.generate(prompt, plan, 16, sampling, seed=7)]
+    assert first == again
+    others = {tuple(s.token for s in engine.generate(prompt, Plan(user=()), 16, sampling, seed=k)) for k in range(4)}
+    assert len(others) > 1
+
+
+def truncated(path, tmp_path):
+    data = path.read_bytes()
+    target = tmp_path / "cut.gguf"
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def wrong_arch(tmp_path):
+    base = read_header(embedded_model_path())
+    info = base.tensors["blk.0.attn_q.weight"]
+    write_lora_gguf(tmp_path / "qwen.gguf", "qwen2", {"blk.0.attn_q.weight": (np.ones((4, info.shape[0])), np.ones((info.shape[1], 4)))})
+    return tmp_path / "qwen.gguf"
+
+
+def wrong_shape(tmp_path):
+    write_lora_gguf(tmp_path / "shape.gguf", "llama", {"blk.0.attn_q.weight": (np.ones((4, 100)), np.ones((100, 4)))})
+    return tmp_path / "shape.gguf"
+
+
+def tied_embeddings(tmp_path):
+    base = read_header(embedded_model_path())
+    vocab_in, n_embd = base.tensors["token_embd.weight"].shape
+    write_lora_gguf(tmp_path / "embd.gguf", "llama", {"token_embd.weight": (np.ones((4, vocab_in)), np.ones((n_embd, 4)))})
+    return tmp_path / "embd.gguf"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda lf, tmp: tmp / "missing.gguf", "adapter file not found"),
+    (lambda lf, tmp: truncated(lf["user"], tmp), "truncated"),
+    (lambda lf, tmp: (tmp / "junk.gguf").write_bytes(b"\0" * 4096) and tmp / "junk.gguf", "bad magic"),
+    (lambda lf, tmp: embedded_model_path(), "is not a LoRA adapter"),
+    (lambda lf, tmp: wrong_arch(tmp), "is for a 'qwen2' model"),
+    (lambda lf, tmp: wrong_shape(tmp), "wrong shape"),
+    (lambda lf, tmp: tied_embeddings(tmp), "tied embeddings"),
+])
+def test_bad_adapters_are_refused_with_the_file_named(engine, lora_files, tmp_path, make, message):
+    path = make(lora_files, tmp_path)
+    with pytest.raises(CopeError, match=message) as caught:
+        list(engine.generate(prompt_tokens(engine, ARTICLES[0]), Plan(user=((path, 1.0),)), 4))
+    assert path.name in str(caught.value)
+    assert [s.token for s in engine.generate(prompt_tokens(engine, ARTICLES[0]), Plan(user=()), 4)]  # still usable
+
+
+def test_bad_model_files_are_refused(tmp_path):
+    cut = truncated(embedded_model_path(), tmp_path)
+    with pytest.raises(CopeError, match="truncated"):
+        Engine(cut)
+    with pytest.raises(CopeError, match="not found"):
+        Engine(tmp_path / "none.gguf")
