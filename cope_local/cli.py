@@ -233,6 +233,87 @@ def models_default(name) -> None:
 cli.add_command(models_command, "models")
 
 
+@cli.command()
+@click.option("--profile", "-p", required=True)
+@click.option("--task", "-t", "tasks", multiple=True, type=click.Choice(sorted(registry())), help="Default: every task with history.")
+@click.option("--epochs", type=float, help="Override the paper's epochs for the user adapter.")
+@click.option("--lr", type=float, help="Override the paper's learning rate for the user adapter.")
+@click.option("--rank", type=int, help="LoRA rank (and alpha) of the user adapter (default 8, as the paper's code).")
+@click.option("--no-dpo", is_flag=True, help="Stop after OPPU SFT (no negatives, no DPO).")
+@click.option("--max-items", type=int, help="Train on the newest N items only.")
+@click.option("--force", is_flag=True, help="Retrain even if the history did not change.")
+@click.option("--json", "as_json", is_flag=True)
+def train(profile, tasks, epochs, lr, rank, no_dpo, max_items, force, as_json) -> None:
+    """Retrain PROFILE's adapters where their history changed (resumable; the old adapter stays until the new one is ready)."""
+    try:
+        from trainer.pipeline import Job, Options
+    except ImportError as exc:
+        raise CopeError(f"training needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
+    from .progress import StageProgress
+
+    options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items)
+    with open_store() as store, StageProgress(enabled=not as_json) as progress:
+        outcomes = Job(store, profile, options=options, report=progress.update).run(list(tasks) or None)
+    if as_json:
+        emit_json([o.__dict__ for o in outcomes])
+    else:
+        for outcome in outcomes:
+            click.echo(f"{outcome.status}: {outcome.message}")
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(1)
+
+
+@cli.group()
+def adapters() -> None:
+    """Trained adapters: list, roll back, export a PEFT folder to GGUF."""
+
+
+@adapters.command("list")
+@click.option("--profile", "-p")
+@click.option("--json", "as_json", is_flag=True)
+def adapters_list(profile, as_json) -> None:
+    with open_store() as store:
+        where, params = ("WHERE a.profile_id = ?", [store.profile_id(profile)]) if profile else ("", [])
+        rows = store.conn.execute(
+            f"""SELECT ifnull(p.name, '(task adapter)'), a.task, a.kind, a.version, a.active, a.created_at, a.metrics, a.gguf_path
+                FROM adapters a LEFT JOIN profiles p ON p.id = a.profile_id {where} ORDER BY 1, 2, 3, 4""", params).fetchall()
+    found = [{"profile": r[0], "task": r[1], "kind": r[2], "version": r[3], "active": bool(r[4]), "created_at": r[5],
+              "metrics": json.loads(r[6]), "path": r[7]} for r in rows]
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        click.echo("no adapters yet — train some: cope train --profile NAME")
+    for a in found:
+        mark = "*" if a["active"] else " "
+        click.echo(f"{mark} {a['profile']} [{a['task']}] {a['kind']} v{a['version']}  {a['created_at']}  items={a['metrics'].get('items', '?')}")
+
+
+@adapters.command("rollback")
+@click.option("--profile", "-p", required=True)
+@click.option("--task", "-t", required=True, type=click.Choice(sorted(registry())))
+def adapters_rollback(profile, task) -> None:
+    """Make the previous version of PROFILE's adapter for TASK active again."""
+    from . import adapter_versions
+
+    with open_store() as store:
+        chosen = adapter_versions.rollback(store, task, "user", store.profile_id(profile))
+    click.echo(f"active: {profile} [{task}] v{chosen.version}")
+
+
+@adapters.command("export")
+@click.argument("peft_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--base", "base", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def adapters_export(peft_dir, base, out) -> None:
+    """Convert a PEFT LoRA folder (trained on BASE) to a llama.cpp LoRA GGUF."""
+    try:
+        from trainer.export import export_peft_dir
+    except ImportError as exc:
+        raise CopeError(f"exporting needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
+    click.echo(f"wrote {export_peft_dir(peft_dir, base, out)}")
+
+
 @cli.group()
 def bench() -> None:
     """Speed and memory benchmarks (JSON; see docs/benchmarks.md)."""

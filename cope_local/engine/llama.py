@@ -130,13 +130,13 @@ class Context:
     """One KV cache with its own adapter set; remembers which tokens it holds for prefix reuse."""
 
     def __init__(self, model: Model, adapters: Sequence[tuple[LoraAdapter, float]] = (),
-                 n_ctx: int = 2048, n_threads: int = 1, n_batch: int = 512):
+                 n_ctx: int = 2048, n_threads: int = 1, n_batch: int = 512, n_seq_max: int = 1):
         self.model = model
         params = C.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = n_batch
         params.n_ubatch = n_batch
-        params.n_seq_max = 1
+        params.n_seq_max = n_seq_max
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
         params.no_perf = True
@@ -145,7 +145,7 @@ class Context:
             raise CopeError(f"llama.cpp could not create a context of {n_ctx} tokens", hint="try a smaller context")
         self.n_ctx = C.llama_n_ctx(self._ctx)
         self.n_batch = n_batch
-        self._batch = C.llama_batch_init(n_batch, 0, 1)
+        self._batch = C.llama_batch_init(n_batch, 0, n_seq_max)
         self.tokens: list[int] = []  # what the KV cache holds, position by position
         self._previous: list[int] = []  # the last sequence started, to find the shared prefix
         self._snapshot: tuple[list[int], ctypes.Array] | None = None
@@ -207,33 +207,43 @@ class Context:
             return
         self.tokens = list(tokens)
 
-    def decode(self, tokens: Sequence[int]) -> None:
-        """Append `tokens` in one batch (chunks of n_batch, none of 1 token); logits for the last only."""
+    def decode(self, tokens: Sequence[int], all_logits: bool = False) -> None:
+        """Append `tokens` to sequence 0 in one batch (chunks of n_batch, none of 1 token).
+
+        Logits are kept for the last token, or for every token of the last chunk with `all_logits`.
+        """
         if len(self.tokens) + len(tokens) > self.n_ctx:
             raise CopeError(f"the text no longer fits the {self.n_ctx}-token context", hint="shorten the input")
         bounds = list(range(0, len(tokens), self.n_batch)) + [len(tokens)]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
             bounds[-2] -= 1  # keep a batch a batch: a lone token takes llama.cpp's n=1 path
         for start, end in zip(bounds, bounds[1:]):
-            chunk = tokens[start:end]
-            batch = self._batch
-            batch.n_tokens = len(chunk)
-            for i, token in enumerate(chunk):
-                batch.token[i] = token
-                batch.pos[i] = len(self.tokens) + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
-                batch.logits[i] = False
-            batch.logits[len(chunk) - 1] = True
-            status = C.llama_decode(self._ctx, batch)
-            if status != 0:
-                self.clear()
-                raise CopeError(f"llama.cpp failed to evaluate the text (code {status})")
-            self.tokens.extend(chunk)
+            last = end == len(tokens)
+            self.submit([(token, len(self.tokens) + i, 0, all_logits and last or i == end - start - 1)
+                         for i, token in enumerate(tokens[start:end])])
+            self.tokens.extend(tokens[start:end])
 
-    def logits(self) -> np.ndarray:
-        """A VIEW of the last token's logits, valid until the next decode on this context."""
-        pointer = C.llama_get_logits_ith(self._ctx, -1)
+    def submit(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
+        """One llama_decode of (token, position, sequence, want logits) entries."""
+        batch = self._batch
+        batch.n_tokens = len(entries)
+        for i, (token, pos, seq, want) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = want
+        status = C.llama_decode(self._ctx, batch)
+        if status != 0:
+            self.clear()
+            raise CopeError(f"llama.cpp failed to evaluate the text (code {status})")
+
+    def copy_sequence(self, source: int, target: int) -> None:
+        C.llama_memory_seq_cp(C.llama_get_memory(self._ctx), source, target, -1, -1)
+
+    def logits(self, index: int = -1) -> np.ndarray:
+        """A VIEW of the logits of batch entry `index`, valid until the next decode on this context."""
+        pointer = C.llama_get_logits_ith(self._ctx, index)
         return np.ctypeslib.as_array(pointer, shape=(self.model.n_vocab,))
 
     def close(self) -> None:

@@ -1,0 +1,242 @@
+"""`cope train`: the nightly, incremental, resumable, atomic retrain of a person's adapters.
+
+Per task whose history changed: a TAM if there is none, OPPU SFT, export, negatives, DPO,
+export, a smoke check, then the new version is activated in one transaction. Work happens in a
+folder named after the history it trains on, with stage outputs and checkpoints, so a killed
+run resumes where it stopped; the previously active adapter stays in use until the switch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from cope_local import adapter_versions
+from cope_local.draft import FAMILY_DEFAULTS
+from cope_local.engine.engine import Engine, Plan
+from cope_local.engine.llama import Context
+from cope_local.engine.sampling import sequence_logprob
+from cope_local.errors import CopeError
+from cope_local.models import ModelInfo, resolve
+from cope_local.store import Store, utc_now
+from cope_local.tasks import Task, get_task
+
+from .data import collate, response_logprobs
+from .stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, LoraSpec, Workbench, with_overrides
+
+MIN_ITEMS = 8
+TAM_MAX_ITEMS = 2000  # other people's items per task for the TAM (CPU budget), newest first
+PARITY_TOLERANCE = 0.25  # mean |Δ log-prob| per token, llama.cpp (quantized base) vs transformers
+Report = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
+
+
+@dataclass
+class Options:
+    epochs: float | None = None
+    lr: float | None = None
+    rank: int | None = None
+    dpo: bool = True
+    force: bool = False
+    tam_max_items: int = TAM_MAX_ITEMS
+    max_items: int | None = None  # only the newest items of the user's history
+
+
+@dataclass
+class Outcome:
+    task: str
+    status: str  # done, skipped, failed
+    message: str
+    version: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+def history_fingerprint(rows: list[tuple[dict, str]], model: ModelInfo, options: Options) -> str:
+    digest = hashlib.sha256(model.fingerprint.encode())
+    digest.update(json.dumps([options.epochs, options.lr, options.rank, options.dpo]).encode())
+    for row in sorted(json.dumps([inputs, output], sort_keys=True) for inputs, output in rows):
+        digest.update(row.encode())
+    return digest.hexdigest()[:16]
+
+
+class RunRow:
+    """The training_runs row the TUI polls: stage and progress, written at most once a second."""
+
+    def __init__(self, store: Store, profile_id: int, task: str, fingerprint: str):
+        self.store, self._last = store, 0.0
+        with store.transaction():
+            self.id = store.conn.execute(
+                "INSERT INTO training_runs (profile_id, task, status, history_fingerprint, started_at) VALUES (?, ?, 'running', ?, ?)",
+                (profile_id, task, fingerprint, utc_now()),
+            ).lastrowid
+
+    def progress(self, stage: str, fraction: float, force: bool = False) -> None:
+        if force or time.monotonic() - self._last > 1.0:
+            self._last = time.monotonic()
+            with self.store.transaction():
+                self.store.conn.execute("UPDATE training_runs SET stage = ?, progress = ? WHERE id = ?", (stage, fraction, self.id))
+
+    def finish(self, status: str, message: str, error: str | None = None) -> None:
+        with self.store.transaction():
+            self.store.conn.execute(
+                "UPDATE training_runs SET status = ?, message = ?, error = ?, progress = ?, finished_at = ? WHERE id = ?",
+                (status, message, error, 1.0 if status == "done" else None, utc_now(), self.id),
+            )
+
+
+class Job:
+    def __init__(self, store: Store, profile: str, model_name: str | None = None, options: Options | None = None,
+                 report: Report | None = None):
+        self.store, self.profile = store, profile
+        self.profile_id = store.profile_id(profile)
+        self.model = resolve(store, model_name)
+        self.options = options or Options()
+        self.report = report or (lambda stage, step, total, loss: None)
+
+    def tasks(self) -> list[str]:
+        return sorted(task for task, count in next(p for p in self.store.profiles() if p["name"] == self.profile)["tasks"].items())
+
+    def run(self, tasks: list[str] | None = None) -> list[Outcome]:
+        return [self.train_task(get_task(name)) for name in (tasks or self.tasks())]
+
+    # -- one task ----------------------------------------------------------------------------
+
+    def history(self, task: Task) -> list[tuple[dict, str]]:
+        rows = [(w.inputs, w.output) for w in self.store.writings(profile=self.profile, task=task.name)]
+        return rows[: self.options.max_items] if self.options.max_items else rows
+
+    def train_task(self, task: Task) -> Outcome:
+        rows = self.history(task)
+        if len(rows) < MIN_ITEMS:
+            return Outcome(task.name, "skipped", f"only {len(rows)} items of '{task.name}' (need {MIN_ITEMS}); import more first")
+        fingerprint = history_fingerprint(rows, self.model, self.options)
+        active = adapter_versions.active(self.store, task.name, "user", self.profile_id)
+        if active and active.metrics.get("history") == fingerprint and not self.options.force:
+            return Outcome(task.name, "skipped", f"'{task.name}' unchanged since v{active.version}", active.version)
+        workdir = self.store.home.adapters / str(self.profile_id) / task.name / f"run-{fingerprint}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        run_row = RunRow(self.store, self.profile_id, task.name, fingerprint)
+        try:
+            outcome = self._train(task, rows, workdir, fingerprint, run_row)
+        except BaseException as exc:  # also KeyboardInterrupt: the row must not stay 'running'
+            run_row.finish("failed", "failed; the previous adapter stays active", f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return Outcome(task.name, "failed", f"{type(exc).__name__}: {exc} — the previous adapter stays active")
+        run_row.finish("done", outcome.message)
+        return outcome
+
+    def _train(self, task: Task, rows, workdir: Path, fingerprint: str, run_row: RunRow) -> Outcome:
+        family = task.family
+        timings, metrics = {}, {"items": len(rows), "history": fingerprint}
+
+        def stage(name: str):
+            def progress(step: int, total: int, loss: float) -> None:
+                self.report(name, step, total, loss)
+                run_row.progress(name, step / max(total, 1))
+            run_row.progress(name, 0.0, force=True)
+            return progress
+
+        started = time.perf_counter()
+        bench = Workbench(self.model.path)
+        timings["load"] = time.perf_counter() - started
+
+        tam_gguf = self._ensure_tam(bench, task, stage, timings, metrics)
+        spec = LoraSpec(self.options.rank, self.options.rank, USER_LORA.targets) if self.options.rank else USER_LORA
+        sft_hyper = with_overrides(SFT_HYPER[family], epochs=self.options.epochs, lr=self.options.lr)
+        final = workdir / "adapter.gguf"
+
+        t = time.perf_counter()
+        finished = self.options.dpo and final.exists()  # DPO done: resume from its weights
+        model = bench.user_model(spec, resume_from=workdir / ("peft" if finished else "sft-peft"))
+        if not (workdir / "sft.gguf").exists():
+            result = bench.train_sft(model, task, rows, workdir, sft_hyper, stage("sft"))
+            metrics["sft"] = {"loss_first": result.losses[0], "loss_last": result.losses[-1], "steps": result.steps,
+                              "tokens_per_s": round(result.tokens_per_second, 1)}
+        timings["sft"] = time.perf_counter() - t
+
+        if self.options.dpo:
+            t = time.perf_counter()
+            pairs = bench.mine_negatives(task, rows, tam_gguf, workdir / "sft.gguf", workdir / "negatives.json",
+                                         FAMILY_DEFAULTS[family]["max_tokens"], progress=stage("negatives"))
+            timings["negatives"] = time.perf_counter() - t
+            metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1)}
+            t = time.perf_counter()
+            if not final.exists():
+                result = bench.train_dpo(model, task, pairs, workdir, DPO_HYPER[family], DPO_BETA[family], stage("dpo"))
+                metrics["dpo"] = {"loss_first": result.losses[0], "loss_last": result.losses[-1], "steps": result.steps}
+            timings["dpo"] = time.perf_counter() - t
+        elif not final.exists():
+            shutil.copyfile(workdir / "sft.gguf", final)
+
+        t = time.perf_counter()
+        metrics["smoke"] = self._smoke_check(bench, model, task, rows[0], tam_gguf, final)
+        timings["smoke"] = time.perf_counter() - t
+        metrics["timings"] = {k: round(v, 1) for k, v in timings.items()}
+        version = adapter_versions.register(
+            self.store, task=task.name, kind="user", profile_id=self.profile_id, gguf_path=final,
+            peft_path=workdir / "peft" if self.options.dpo else workdir / "sft-peft",
+            base_fingerprint=self.model.fingerprint, metrics=metrics, activate=True,
+        )
+        return Outcome(task.name, "done", f"'{task.name}' v{version.version} active ({len(rows)} items)", version.version, timings, metrics)
+
+    def _ensure_tam(self, bench: Workbench, task: Task, stage, timings, metrics) -> Path | None:
+        t = time.perf_counter()
+        current = adapter_versions.active(self.store, task.name, "tam", None)
+        if current and current.base_fingerprint == self.model.fingerprint and current.peft_path and current.peft_path.exists():
+            bench.merge_tam(current.peft_path)
+            metrics["tam"] = {"version": current.version}
+            return current.gguf_path
+        rows = self.corpus(task)
+        if len(rows) < MIN_ITEMS:
+            metrics["tam"] = None  # π_base is the plain base model
+            return None
+        folder = self.store.home.adapters / "tam" / task.name / f"run-{history_fingerprint(rows, self.model, Options())}"
+        folder.mkdir(parents=True, exist_ok=True)
+        result = bench.train_tam(task, rows, folder, TAM_HYPER, progress=stage("tam"))
+        tam = adapter_versions.register(
+            self.store, task=task.name, kind="tam", profile_id=None, gguf_path=folder / "adapter.gguf",
+            peft_path=folder / "peft", base_fingerprint=self.model.fingerprint,
+            metrics={"items": len(rows), "loss_first": result.losses[0], "loss_last": result.losses[-1]}, activate=True,
+        )
+        timings["tam"] = time.perf_counter() - t
+        metrics["tam"] = {"version": tam.version}
+        return tam.gguf_path
+
+    def corpus(self, task: Task) -> list[tuple[dict, str]]:
+        """Other people's writing for this task: task-corpus and eval profiles, never this person's."""
+        rows = self.store.conn.execute(
+            """SELECT w.inputs, w.output FROM writings w JOIN profiles p ON p.id = w.profile_id
+               WHERE w.task = ? AND p.id != ? AND p.kind IN ('corpus', 'eval')
+               ORDER BY coalesce(w.written_at, w.created_at) DESC LIMIT ?""",
+            (task.name, self.profile_id, self.options.tam_max_items),
+        ).fetchall()
+        return [(json.loads(inputs), output) for inputs, output in rows]
+
+    def _smoke_check(self, bench: Workbench, model, task: Task, row, tam_gguf: Path | None, adapter: Path) -> dict:
+        """The new adapter loads in llama.cpp, drafts something, and agrees with transformers."""
+        inputs, output = row
+        example = bench.encoder.example(task, inputs, output)
+        with torch.no_grad():
+            tensors = {k: v.to(bench.device.torch) for k, v in collate([example], bench.pad_id).items()}
+            torch_logp = float(response_logprobs(model, tensors)[0])
+        with Engine(self.model.path) as engine:
+            user_set = ((tam_gguf, 1.0),) if tam_gguf else ()
+            user_set = (*user_set, (adapter, 1.0))
+            draft = [s.token for s in engine.generate(example.prompt_ids, Plan(user=user_set), 24)]
+            ctx = Context(engine.model, [(engine.adapter(p), s) for p, s in user_set])
+            llama_logp = sequence_logprob(ctx, example.prompt_ids, example.response_ids)
+            ctx.close()
+        gap = abs(torch_logp - llama_logp) / len(example.response_ids)
+        if not draft:
+            raise CopeError("the new adapter drafts nothing; it was not activated")
+        if gap > PARITY_TOLERANCE:
+            raise CopeError(f"the exported adapter disagrees with training (mean |Δ log-prob| {gap:.3f}); it was not activated")
+        return {"draft_tokens": len(draft), "parity_gap": round(gap, 4)}

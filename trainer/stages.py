@@ -1,0 +1,177 @@
+"""The training stages of CoPe (shared/notes/cope-method.md), each a function of a Workbench:
+TAM, OPPU SFT, Best-of-K negatives from π_base, DPO against π_base."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from cope_local.engine.decoding import Sampling
+from cope_local.engine.engine import Engine
+from cope_local.engine.llama import Context
+from cope_local.engine.sampling import sample_continuations, sequence_logprob
+from cope_local.gguf_header import read_header
+from cope_local.tasks import Task
+
+from . import loop
+from .data import Encoder, Example, collate, response_logprobs
+from .export import export_adapter
+from .loading import Device, load_base, pick_device
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    rank: int
+    alpha: int
+    targets: tuple[str, ...]
+    dropout: float = 0.0
+
+    def config(self) -> LoraConfig:
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=list(self.targets),
+                          lora_dropout=self.dropout, task_type="CAUSAL_LM")
+
+
+# The paper's public code: TAM r16 a16 on q,k,v,o; the user's adapter r8 a8 on q,v.
+TAM_LORA = LoraSpec(16, 16, ("q_proj", "k_proj", "v_proj", "o_proj"), 0.05)
+USER_LORA = LoraSpec(8, 8, ("q_proj", "v_proj"))
+TAM_HYPER = loop.Hyper(epochs=3, lr=1e-4, batch_size=8)
+SFT_HYPER = {"lamp": loop.Hyper(epochs=2, lr=1e-5, batch_size=4), "longlamp": loop.Hyper(epochs=2, lr=1e-4, batch_size=4)}
+DPO_HYPER = {"lamp": loop.Hyper(epochs=2, lr=5e-6, batch_size=4, max_grad_norm=0.3),
+             "longlamp": loop.Hyper(epochs=1, lr=5e-6, batch_size=4, max_grad_norm=0.3)}
+DPO_BETA = {"lamp": 3.0, "longlamp": 0.05}
+NEGATIVES_K = 3
+
+
+class Workbench:
+    """The base model in transformers (loaded once per job) and the same GGUF for llama.cpp."""
+
+    def __init__(self, gguf_path: Path, device: Device | None = None, max_length: int = 512):
+        self.gguf_path = Path(gguf_path)
+        self.device = device or pick_device()
+        self.model, self.tokenizer = load_base(self.gguf_path, device=self.device)
+        self.template = read_header(self.gguf_path).metadata.get("tokenizer.chat_template")
+        self.encoder = Encoder(self.tokenizer, self.template, max_length)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
+        self.tam_merged = False
+
+    def examples(self, task: Task, rows: list[tuple[dict, str]]) -> list[Example]:
+        return [self.encoder.example(task, inputs, output) for inputs, output in rows]
+
+    def sft_loss(self, model):
+        def loss(batch: list[Example]):
+            tensors = {k: v.to(self.device.torch) for k, v in collate(batch, self.pad_id).items()}
+            out = model(**tensors)
+            return out.loss, int((tensors["labels"] != -100).sum())
+        return loss
+
+    # -- TAM ---------------------------------------------------------------------------------
+
+    def train_tam(self, task: Task, rows, out_dir: Path, hyper: loop.Hyper = TAM_HYPER, spec: LoraSpec = TAM_LORA,
+                  progress=None) -> loop.LoopResult:
+        model = get_peft_model(self.model, spec.config(), adapter_name="tam")
+        result = loop.run(model, self.examples(task, rows), self.sft_loss(model), hyper, self.device,
+                          out_dir / "checkpoint.pt", progress)
+        model.save_pretrained(out_dir / "peft")
+        export_adapter(model, "tam", self.gguf_path, out_dir / "adapter.gguf")
+        self.model = model.merge_and_unload()  # π_base = base + TAM from here on
+        self.tam_merged = True
+        return result
+
+    def merge_tam(self, peft_dir: Path) -> None:
+        self.model = PeftModel.from_pretrained(self.model, str(peft_dir), adapter_name="tam").merge_and_unload()
+        self.tam_merged = True
+
+    # -- OPPU SFT ----------------------------------------------------------------------------
+
+    def user_model(self, spec: LoraSpec = USER_LORA, resume_from: Path | None = None):
+        if resume_from and (resume_from / "adapter_config.json").exists():
+            return PeftModel.from_pretrained(self.model, str(resume_from), adapter_name="user", is_trainable=True)
+        return get_peft_model(self.model, spec.config(), adapter_name="user")
+
+    def train_sft(self, model, task: Task, rows, out_dir: Path, hyper: loop.Hyper, progress=None) -> loop.LoopResult:
+        result = loop.run(model, self.examples(task, rows), self.sft_loss(model), hyper, self.device,
+                          out_dir / "sft-checkpoint.pt", progress)
+        model.save_pretrained(out_dir / "sft-peft")
+        export_adapter(model, "user", self.gguf_path, out_dir / "sft.gguf")
+        return result
+
+    # -- negatives ---------------------------------------------------------------------------
+
+    def mine_negatives(self, task: Task, rows, tam_gguf: Path | None, user_gguf: Path, out_file: Path,
+                       max_tokens: int, seed: int = 0, progress=None) -> list[dict]:
+        """For each item: K samples from π_base (T=1, top-p .95); keep the lowest implicit reward
+        Σ_t log π_user(y_t) - log π_base(y_t) (paper Eq. 5, α=1). Cached in `out_file`."""
+        if out_file.exists():
+            return json.loads(out_file.read_text())
+        rng = np.random.default_rng(seed)
+        sampling = Sampling(temperature=1.0, top_p=0.95)
+        with Engine(self.gguf_path) as engine:
+            base_set = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
+            user_ctx = Context(engine.model, [*base_set, (engine.adapter(user_gguf), 1.0)])
+            base_ctx = Context(engine.model, base_set)
+            chosen = []
+            for index, (inputs, output) in enumerate(rows):
+                prompt = self.encoder.prompt_ids(task, inputs)
+                real = self.encoder.example(task, inputs, output).response_ids
+                limit = min(max_tokens, max(8, int(len(real) * 1.5)))
+                samples = [s for s in sample_continuations(engine.model, base_set, prompt, NEGATIVES_K, limit, sampling, rng) if s]
+                scored = [(sequence_logprob(user_ctx, prompt, s) - sequence_logprob(base_ctx, prompt, s), s) for s in samples]
+                if scored:
+                    reward, worst = min(scored, key=lambda pair: pair[0])
+                    text = engine.model.piece  # decode the sample back to text
+                    chosen.append({"inputs": inputs, "chosen": output,
+                                   "rejected": b"".join(text(t) for t in worst).decode("utf-8", errors="replace"),
+                                   "reward": reward})
+                if progress:
+                    progress(index + 1, len(rows), 0.0)
+            user_ctx.close()
+            base_ctx.close()
+        out_file.write_text(json.dumps(chosen, ensure_ascii=False))
+        return chosen
+
+    # -- DPO ---------------------------------------------------------------------------------
+
+    def train_dpo(self, model, task: Task, pairs: list[dict], out_dir: Path, hyper: loop.Hyper, beta: float,
+                  progress=None) -> loop.LoopResult:
+        """DPO with π_base (base + TAM: the user adapter disabled) as the reference, as the paper."""
+        items = []
+        for pair in pairs:
+            good = self.encoder.example(task, pair["inputs"], pair["chosen"])
+            bad = self.encoder.example(task, pair["inputs"], pair["rejected"])
+            items.append((good, bad))
+        reference = self._reference_logps(model, items, hyper.batch_size)
+        index = {id(item): i for i, item in enumerate(items)}
+
+        def loss(batch):
+            tensors = {k: v.to(self.device.torch) for k, v in collate([g for g, _ in batch] + [b for _, b in batch], self.pad_id).items()}
+            logps = response_logprobs(model, tensors)
+            n = len(batch)
+            ref = reference[[index[id(item)] for item in batch]].to(logps.device)
+            margin = (logps[:n] - ref[:, 0]) - (logps[n:] - ref[:, 1])
+            return -F.logsigmoid(beta * margin).mean(), int((tensors["labels"] != -100).sum())
+
+        result = loop.run(model, items, loss, hyper, self.device, out_dir / "dpo-checkpoint.pt", progress)
+        model.save_pretrained(out_dir / "peft")
+        export_adapter(model, "user", self.gguf_path, out_dir / "adapter.gguf")
+        return result
+
+    def _reference_logps(self, model, items, batch_size: int) -> torch.Tensor:
+        rows = []
+        with torch.no_grad(), model.disable_adapter(), torch.autocast(self.device.name, dtype=self.device.dtype):
+            for start in range(0, len(items), batch_size):
+                chunk = items[start:start + batch_size]
+                tensors = {k: v.to(self.device.torch) for k, v in collate([g for g, _ in chunk] + [b for _, b in chunk], self.pad_id).items()}
+                logps = response_logprobs(model, tensors).float().cpu()
+                rows += list(zip(logps[:len(chunk)].tolist(), logps[len(chunk):].tolist()))
+        return torch.tensor(rows)
+
+
+def with_overrides(hyper: loop.Hyper, **overrides) -> loop.Hyper:
+    return replace(hyper, **{k: v for k, v in overrides.items() if v is not None})
