@@ -6,16 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
-import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
-
-from cope_local.errors import CopeError  # noqa: E402
+from cope_local.errors import CopeError
 
 hf_logging.disable_progress_bar()
 
@@ -23,7 +18,7 @@ hf_logging.disable_progress_bar()
 @dataclass(frozen=True)
 class Device:
     name: str  # "cuda", "mps" or "cpu"
-    dtype: torch.dtype  # the autocast / compute dtype
+    dtype: torch.dtype | None  # the autocast dtype; None = plain fp32
 
     @property
     def torch(self) -> torch.device:
@@ -38,7 +33,9 @@ def pick_device() -> Device:
         return Device("mps", torch.float16)
     threads = int(os.environ.get("COPE_TRAIN_THREADS", "0")) or max(1, os.cpu_count() or 1)
     torch.set_num_threads(threads)
-    return Device("cpu", torch.bfloat16)  # bf16 autocast is ~1.7x faster than fp32 on this CPU
+    # Measured here (torch 2.13, SmolLM2-135M + LoRA, batch 4x70 tokens): a training step takes
+    # 0.85 s in fp32 and 3.1 s under bf16 autocast, so the CPU trains in fp32.
+    return Device("cpu", None)
 
 
 def load_tokenizer(gguf_path: Path, hf_dir: Path | None = None):

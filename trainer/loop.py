@@ -68,7 +68,7 @@ def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]],
     while step < total:
         epoch, index = divmod(step, per_epoch)
         batch = batches(items, hyper.batch_size, hyper.seed, epoch)[index]
-        with torch.autocast(device.name, dtype=device.dtype, enabled=device.name != "mps"):
+        with torch.autocast(device.name, dtype=device.dtype or torch.float32, enabled=device.dtype is not None):
             loss, tokens = loss_fn(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, hyper.max_grad_norm)
@@ -76,7 +76,7 @@ def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]],
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        result.losses.append(float(loss))
+        result.losses.append(float(loss.detach()))
         result.tokens += tokens
         if progress:
             progress(step, total, float(loss))

@@ -22,7 +22,7 @@ from cope_local import adapter_versions
 from cope_local.draft import FAMILY_DEFAULTS
 from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.llama import Context
-from cope_local.engine.sampling import sequence_logprob
+from cope_local.engine.sampling import score_continuations
 from cope_local.errors import CopeError
 from cope_local.models import ModelInfo, resolve
 from cope_local.store import Store, utc_now
@@ -60,7 +60,8 @@ class Outcome:
 
 def history_fingerprint(rows: list[tuple[dict, str]], model: ModelInfo, options: Options) -> str:
     digest = hashlib.sha256(model.fingerprint.encode())
-    digest.update(json.dumps([options.epochs, options.lr, options.rank, options.dpo]).encode())
+    numbers = [None if v is None else float(v) for v in (options.epochs, options.lr, options.rank)]
+    digest.update(json.dumps([*numbers, options.dpo]).encode())
     for row in sorted(json.dumps([inputs, output], sort_keys=True) for inputs, output in rows):
         digest.update(row.encode())
     return digest.hexdigest()[:16]
@@ -86,8 +87,9 @@ class RunRow:
     def finish(self, status: str, message: str, error: str | None = None) -> None:
         with self.store.transaction():
             self.store.conn.execute(
-                "UPDATE training_runs SET status = ?, message = ?, error = ?, progress = ?, finished_at = ? WHERE id = ?",
-                (status, message, error, 1.0 if status == "done" else None, utc_now(), self.id),
+                "UPDATE training_runs SET status = ?, message = ?, error = ?, progress = CASE WHEN ? THEN 1.0 ELSE progress END, "
+                "finished_at = ? WHERE id = ?",
+                (status, message, error, status == "done", utc_now(), self.id),
             )
 
 
@@ -121,6 +123,9 @@ class Job:
         if active and active.metrics.get("history") == fingerprint and not self.options.force:
             return Outcome(task.name, "skipped", f"'{task.name}' unchanged since v{active.version}", active.version)
         workdir = self.store.home.adapters / str(self.profile_id) / task.name / f"run-{fingerprint}"
+        if self.options.force and workdir.exists() and any(v.gguf_path.parent == workdir for v in
+                                                          adapter_versions.versions(self.store, task.name, "user", self.profile_id)):
+            workdir = workdir.with_name(f"{workdir.name}-{int(time.time())}")  # a fresh run; the registered one stays
         workdir.mkdir(parents=True, exist_ok=True)
         run_row = RunRow(self.store, self.profile_id, task.name, fingerprint)
         try:
@@ -135,7 +140,7 @@ class Job:
 
     def _train(self, task: Task, rows, workdir: Path, fingerprint: str, run_row: RunRow) -> Outcome:
         family = task.family
-        timings, metrics = {}, {"items": len(rows), "history": fingerprint}
+        timings, metrics = {}, {"items": len(rows), "history": fingerprint, "resumed": []}
 
         def stage(name: str):
             def progress(step: int, total: int, loss: float) -> None:
@@ -155,8 +160,10 @@ class Job:
 
         t = time.perf_counter()
         finished = self.options.dpo and final.exists()  # DPO done: resume from its weights
-        model = bench.user_model(spec, resume_from=workdir / ("peft" if finished else "sft-peft"))
-        if not (workdir / "sft.gguf").exists():
+        model = bench.user_model(spec, resume_from=workdir / ("peft" if finished else "sft-peft") / "user")
+        if (workdir / "sft.gguf").exists():
+            metrics["resumed"].append("sft")
+        else:
             result = bench.train_sft(model, task, rows, workdir, sft_hyper, stage("sft"))
             metrics["sft"] = {"loss_first": result.losses[0], "loss_last": result.losses[-1], "steps": result.steps,
                               "tokens_per_s": round(result.tokens_per_second, 1)}
@@ -164,12 +171,16 @@ class Job:
 
         if self.options.dpo:
             t = time.perf_counter()
+            if (workdir / "negatives.json").exists():
+                metrics["resumed"].append("negatives")
             pairs = bench.mine_negatives(task, rows, tam_gguf, workdir / "sft.gguf", workdir / "negatives.json",
                                          FAMILY_DEFAULTS[family]["max_tokens"], progress=stage("negatives"))
             timings["negatives"] = time.perf_counter() - t
             metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1)}
             t = time.perf_counter()
-            if not final.exists():
+            if final.exists():
+                metrics["resumed"].append("dpo")
+            else:
                 result = bench.train_dpo(model, task, pairs, workdir, DPO_HYPER[family], DPO_BETA[family], stage("dpo"))
                 metrics["dpo"] = {"loss_first": result.losses[0], "loss_last": result.losses[-1], "steps": result.steps}
             timings["dpo"] = time.perf_counter() - t
@@ -182,7 +193,7 @@ class Job:
         metrics["timings"] = {k: round(v, 1) for k, v in timings.items()}
         version = adapter_versions.register(
             self.store, task=task.name, kind="user", profile_id=self.profile_id, gguf_path=final,
-            peft_path=workdir / "peft" if self.options.dpo else workdir / "sft-peft",
+            peft_path=(workdir / "peft" if self.options.dpo else workdir / "sft-peft") / "user",
             base_fingerprint=self.model.fingerprint, metrics=metrics, activate=True,
         )
         return Outcome(task.name, "done", f"'{task.name}' v{version.version} active ({len(rows)} items)", version.version, timings, metrics)
@@ -203,7 +214,7 @@ class Job:
         result = bench.train_tam(task, rows, folder, TAM_HYPER, progress=stage("tam"))
         tam = adapter_versions.register(
             self.store, task=task.name, kind="tam", profile_id=None, gguf_path=folder / "adapter.gguf",
-            peft_path=folder / "peft", base_fingerprint=self.model.fingerprint,
+            peft_path=folder / "peft" / "tam", base_fingerprint=self.model.fingerprint,
             metrics={"items": len(rows), "loss_first": result.losses[0], "loss_last": result.losses[-1]}, activate=True,
         )
         timings["tam"] = time.perf_counter() - t
@@ -232,7 +243,7 @@ class Job:
             user_set = (*user_set, (adapter, 1.0))
             draft = [s.token for s in engine.generate(example.prompt_ids, Plan(user=user_set), 24)]
             ctx = Context(engine.model, [(engine.adapter(p), s) for p, s in user_set])
-            llama_logp = sequence_logprob(ctx, example.prompt_ids, example.response_ids)
+            [llama_logp] = score_continuations(ctx, example.prompt_ids, [example.response_ids])
             ctx.close()
         gap = abs(torch_logp - llama_logp) / len(example.response_ids)
         if not draft:

@@ -4,6 +4,7 @@ TAM, OPPU SFT, Best-of-K negatives from π_base, DPO against π_base."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine
 from cope_local.engine.llama import Context
-from cope_local.engine.sampling import sample_continuations, sequence_logprob
+from cope_local.engine.sampling import sample_continuations, score_continuations
 from cope_local.gguf_header import read_header
 from cope_local.tasks import Task
 
@@ -84,6 +85,7 @@ class Workbench:
         self.tam_merged = True
         return result
 
+    # save_pretrained puts an adapter named X in <folder>/X: load from there.
     def merge_tam(self, peft_dir: Path) -> None:
         self.model = PeftModel.from_pretrained(self.model, str(peft_dir), adapter_name="tam").merge_and_unload()
         self.tam_merged = True
@@ -112,29 +114,31 @@ class Workbench:
             return json.loads(out_file.read_text())
         rng = np.random.default_rng(seed)
         sampling = Sampling(temperature=1.0, top_p=0.95)
-        with Engine(self.gguf_path) as engine:
+        threads = max(1, os.cpu_count() or 1)
+        with Engine(self.gguf_path, n_threads=threads) as engine:
             base_set = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
-            user_ctx = Context(engine.model, [*base_set, (engine.adapter(user_gguf), 1.0)])
-            base_ctx = Context(engine.model, base_set)
-            chosen = []
-            for index, (inputs, output) in enumerate(rows):
-                prompt = self.encoder.prompt_ids(task, inputs)
-                real = self.encoder.example(task, inputs, output).response_ids
-                limit = min(max_tokens, max(8, int(len(real) * 1.5)))
-                samples = [s for s in sample_continuations(engine.model, base_set, prompt, NEGATIVES_K, limit, sampling, rng) if s]
-                scored = [(sequence_logprob(user_ctx, prompt, s) - sequence_logprob(base_ctx, prompt, s), s) for s in samples]
-                if scored:
-                    reward, worst = min(scored, key=lambda pair: pair[0])
-                    text = engine.model.piece  # decode the sample back to text
-                    chosen.append({"inputs": inputs, "chosen": output,
-                                   "rejected": b"".join(text(t) for t in worst).decode("utf-8", errors="replace"),
-                                   "reward": reward})
-                if progress:
-                    progress(index + 1, len(rows), 0.0)
-            user_ctx.close()
-            base_ctx.close()
-        out_file.write_text(json.dumps(chosen, ensure_ascii=False))
-        return chosen
+            user_set = [*base_set, (engine.adapter(user_gguf), 1.0)]
+            base_ctx = Context(engine.model, base_set, n_threads=threads, n_seq_max=NEGATIVES_K)
+            user_ctx = Context(engine.model, user_set, n_threads=threads, n_seq_max=NEGATIVES_K)
+            pairs = []
+            try:
+                for index, (inputs, output) in enumerate(rows):
+                    prompt = self.encoder.prompt_ids(task, inputs)
+                    real = self.encoder.example(task, inputs, output).response_ids
+                    limit = min(max_tokens, max(8, int(len(real) * 1.5)))  # negatives about as long as the real one
+                    samples = [(s, lp) for s, lp in sample_continuations(base_ctx, prompt, NEGATIVES_K, limit, sampling, rng) if s]
+                    if samples:
+                        user_scores = score_continuations(user_ctx, prompt, [s for s, _ in samples])
+                        reward, worst = min((u - b, s) for (s, b), u in zip(samples, user_scores))
+                        text = b"".join(engine.model.piece(t) for t in worst).decode("utf-8", errors="replace")
+                        pairs.append({"inputs": inputs, "chosen": output, "rejected": text, "reward": reward})
+                    if progress:
+                        progress(index + 1, len(rows), 0.0)
+            finally:
+                base_ctx.close()
+                user_ctx.close()
+        out_file.write_text(json.dumps(pairs, ensure_ascii=False))
+        return pairs
 
     # -- DPO ---------------------------------------------------------------------------------
 
@@ -164,7 +168,8 @@ class Workbench:
 
     def _reference_logps(self, model, items, batch_size: int) -> torch.Tensor:
         rows = []
-        with torch.no_grad(), model.disable_adapter(), torch.autocast(self.device.name, dtype=self.device.dtype):
+        autocast = torch.autocast(self.device.name, dtype=self.device.dtype or torch.float32, enabled=self.device.dtype is not None)
+        with torch.no_grad(), model.disable_adapter(), autocast:
             for start in range(0, len(items), batch_size):
                 chunk = items[start:start + batch_size]
                 tensors = {k: v.to(self.device.torch) for k, v in collate([g for g, _ in chunk] + [b for _, b in chunk], self.pad_id).items()}

@@ -1,7 +1,8 @@
-"""Many samples and sequence scores from llama.cpp, for mining DPO negatives.
+"""K samples of one prompt, and their log-probabilities, from llama.cpp, for mining DPO negatives.
 
-K continuations of one prompt are sampled together: the prompt is evaluated once, copied to K
-sequences of one context, and every step evaluates the K next tokens in a single batch.
+The prompt is evaluated once (reusing the cached shared prefix), copied to K sequences of one
+context, and every step evaluates the K next tokens in a single batch. Scoring K continuations
+under another model is one batch too.
 """
 
 from __future__ import annotations
@@ -10,53 +11,58 @@ from typing import Sequence
 
 import numpy as np
 
-from .decoding import Sampling, pick
-from .llama import Context, LoraAdapter, Model
+from .decoding import Sampling, log_sum_exp, pick
+from .llama import Context
 
 
-def sample_continuations(model: Model, adapters: Sequence[tuple[LoraAdapter, float]], prompt: Sequence[int],
-                         k: int, max_tokens: int, sampling: Sampling, rng: np.random.Generator,
-                         n_ctx: int = 2048) -> list[list[int]]:
-    ctx = Context(model, adapters, n_ctx=n_ctx, n_seq_max=k)
-    try:
-        ctx.decode(prompt)
-        for seq in range(1, k):
-            ctx.copy_sequence(0, seq)
-        first = ctx.logits().copy()
-        everything = np.arange(model.n_vocab)
-        outputs: list[list[int]] = [[] for _ in range(k)]
-        live = list(range(k))
-        rows = {seq: first for seq in live}
-        position = len(prompt)
-        for _ in range(max_tokens):
-            entries = []
-            for seq in list(live):
-                token = pick(rows[seq].astype(np.float64), everything, sampling, rng)
-                if model.is_end(token):
-                    live.remove(seq)
-                    continue
-                outputs[seq].append(token)
-                entries.append((token, position, seq, True))
-            if not entries:
-                break
-            ctx.submit(entries)
-            rows = {seq: ctx.logits(i).copy() for i, (_, _, seq, _) in enumerate(entries)}
-            position += 1
-        return outputs
-    finally:
-        ctx.close()
+def _prime(ctx: Context, prompt: Sequence[int], k: int) -> np.ndarray:
+    ctx.decode(ctx.start(list(prompt)))
+    for seq in range(1, k):
+        ctx.copy_sequence(0, seq)
+    return ctx.logits().copy()
 
 
-def sequence_logprob(ctx: Context, prompt: Sequence[int], continuation: Sequence[int]) -> float:
-    """Σ_t log p(y_t | prompt, y_<t) under the context's adapters."""
-    ctx.decode(ctx.start(list(prompt)))  # reuses the cached shared prefix
-    logits = [ctx.logits().copy()]
-    if len(continuation) > 1:
-        ctx.decode(list(continuation[:-1]), all_logits=True)
-        logits += [ctx.logits(i).copy() for i in range(len(continuation) - 1)]
-    total = 0.0
-    for row, token in zip(logits, continuation):
-        row = row.astype(np.float64)
-        top = row.max()
-        total += float(row[token] - top - np.log(np.exp(row - top).sum()))
-    return total
+def sample_continuations(ctx: Context, prompt: Sequence[int], k: int, max_tokens: int, sampling: Sampling,
+                         rng: np.random.Generator) -> list[tuple[list[int], float]]:
+    """K samples (ctx needs n_seq_max >= k), each with its log-probability under ctx's model."""
+    first = _prime(ctx, prompt, k)
+    rows = {seq: first for seq in range(k)}
+    everything = np.arange(ctx.model.n_vocab)
+    outputs: list[list[int]] = [[] for _ in range(k)]
+    logprobs = [0.0] * k
+    position = len(prompt)
+    for _ in range(max_tokens):
+        entries = []
+        for seq, row in rows.items():
+            token = pick(row.astype(np.float64), everything, sampling, rng)
+            if ctx.model.is_end(token):
+                continue
+            outputs[seq].append(token)
+            logprobs[seq] += float(row[token]) - log_sum_exp(row)
+            entries.append((token, position, seq, True))
+        if not entries:
+            break
+        ctx.submit(entries)
+        rows = {seq: ctx.logits(i).copy() for i, (_, _, seq, _) in enumerate(entries)}
+        position += 1
+    ctx.tokens = []  # the cache now holds several sequences: the next start() rebuilds it
+    return list(zip(outputs, logprobs))
+
+
+def score_continuations(ctx: Context, prompt: Sequence[int], continuations: Sequence[Sequence[int]]) -> list[float]:
+    """Σ_t log p(y_t | prompt, y_<t) of each continuation (ctx needs n_seq_max >= their number)."""
+    first = _prime(ctx, prompt, len(continuations))
+    entries = [(token, len(prompt) + t, seq, True)
+               for seq, tokens in enumerate(continuations) for t, token in enumerate(tokens[:-1])]
+    if entries:
+        ctx.submit(entries)
+    scores, index = [], 0
+    for tokens in continuations:
+        total = 0.0
+        for t, token in enumerate(tokens):
+            row = first if t == 0 else ctx.logits(index + t - 1)
+            total += float(row[token]) - log_sum_exp(row)
+        index += max(len(tokens) - 1, 0)
+        scores.append(total)
+    ctx.tokens = []
+    return scores
