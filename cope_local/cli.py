@@ -61,15 +61,17 @@ def cli(ctx: click.Context) -> None:
 @click.option("--task", "-t", type=click.Choice(sorted(registry())), help="What kind of writing it is.")
 @click.option("--format", "fmt", type=click.Choice(importers.FORMATS), help="Detected from the file when omitted.")
 @click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN", help="CSV/JSONL: read a task field from another column.")
+@click.option("--corpus", is_flag=True, help="Other people's writing: a task corpus that trains the task adapter (TAM).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
-def import_command(paths, profile, task, fmt, mapping, as_json) -> None:
+def import_command(paths, profile, task, fmt, mapping, corpus, as_json) -> None:
     """Import past writing: a folder of .txt/.md, CSV, JSONL, LaMP/LongLaMP JSON, mbox, Reddit posts.csv.
 
     Exit code 0: all rows imported; 1: some rows rejected (listed as FILE:LINE: reason);
     2: a file could not be read. Nothing is stored if the import is interrupted.
     """
     with open_store() as store:
-        report = importers.run_import(store, paths, profile, task, fmt, parse_mapping(mapping))
+        report = importers.run_import(store, paths, profile, task, fmt, parse_mapping(mapping),
+                                      kind="corpus" if corpus else "person")
     if as_json:
         emit_json(report.as_json())
     else:
@@ -211,11 +213,13 @@ def models_command(ctx, as_json) -> None:
 @models_command.command("add")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", help="Name to refer to it by (default: the file name).")
+@click.option("--hf-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The local Hugging Face folder the GGUF came from; training loads it directly.")
 @click.option("--default", "make_default", is_flag=True, help="Use it from now on.")
-def models_add(path, name, make_default) -> None:
+def models_add(path, name, hf_dir, make_default) -> None:
     """Validate a local GGUF (format and architecture) and register it."""
     with open_store() as store:
-        info = models.add(store, path, name)
+        info = models.add(store, path, name, hf_dir)
         if make_default:
             models.set_default(store, info.name)
     click.echo(f"added {info.name} ({info.architecture}, {info.size_bytes / 1e6:.1f} MB)")
@@ -331,6 +335,20 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, as_json) ->
     from .bench import decode
 
     emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts))
+
+
+@bench.command("train")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="A LaMP-layout folder (questions.json), e.g. ../shared/data/huffpost-lamp4.")
+@click.option("--items", type=int, default=300, show_default=True, help="History items of the benchmark user.")
+@click.option("--tam-items", type=int, default=200, show_default=True, help="Other users' items for the TAM.")
+@click.option("--trl-steps", type=int, default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
+def bench_train(data, items, tam_items, trl_steps, as_json) -> None:
+    """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
+    from .bench import train
+
+    emit_json(train.run(data, items, tam_items, trl_steps))
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ class ModelInfo:
     size_bytes: int
     fingerprint: str
     embedded: bool = False
+    hf_dir: Path | None = None  # a local HF folder with the same weights, for training
 
 
 def embedded_model_path() -> Path:
@@ -88,27 +89,32 @@ def embedded() -> ModelInfo:
     return ModelInfo(EMBEDDED_NAME, info.path, info.architecture, info.size_bytes, info.fingerprint, embedded=True)
 
 
-def add(store: Store, path: Path, name: str | None = None) -> ModelInfo:
+def add(store: Store, path: Path, name: str | None = None, hf_dir: Path | None = None) -> ModelInfo:
     info = inspect(path)
     name = name or info.name
     if name == EMBEDDED_NAME:
         raise CopeError(f"'{EMBEDDED_NAME}' is the embedded model's name", hint="pass --name")
+    if hf_dir is not None:
+        hf_dir = hf_dir.expanduser().resolve()
+        if not (hf_dir / "config.json").exists():
+            raise CopeError(f"{hf_dir} is not a Hugging Face model folder (no config.json)", hint="give the folder the GGUF was converted from")
     with store.transaction():
         store.conn.execute(
-            """INSERT INTO models (name, path, architecture, size_bytes, fingerprint, added_at)
-               VALUES (?, ?, ?, ?, ?, ?)
+            """INSERT INTO models (name, path, architecture, size_bytes, fingerprint, added_at, hf_dir)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (name) DO UPDATE SET path = excluded.path, architecture = excluded.architecture,
-               size_bytes = excluded.size_bytes, fingerprint = excluded.fingerprint""",
-            (name, str(info.path), info.architecture, info.size_bytes, info.fingerprint, utc_now()),
+               size_bytes = excluded.size_bytes, fingerprint = excluded.fingerprint, hf_dir = excluded.hf_dir""",
+            (name, str(info.path), info.architecture, info.size_bytes, info.fingerprint, utc_now(),
+             str(hf_dir) if hf_dir else None),
         )
-    return ModelInfo(name, info.path, info.architecture, info.size_bytes, info.fingerprint)
+    return ModelInfo(name, info.path, info.architecture, info.size_bytes, info.fingerprint, hf_dir=hf_dir)
 
 
 def added(store: Store) -> list[ModelInfo]:
     rows = store.conn.execute(
-        "SELECT name, path, architecture, size_bytes, fingerprint FROM models ORDER BY name"
+        "SELECT name, path, architecture, size_bytes, fingerprint, hf_dir FROM models ORDER BY name"
     ).fetchall()
-    return [ModelInfo(r[0], Path(r[1]), r[2], r[3], r[4]) for r in rows]
+    return [ModelInfo(r[0], Path(r[1]), r[2], r[3], r[4], hf_dir=Path(r[5]) if r[5] else None) for r in rows]
 
 
 def default_name(store: Store) -> str:

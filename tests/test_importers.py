@@ -298,3 +298,9 @@ def test_history_profiles_and_search(cope, tmp_path):
     assert "ann (person): headline 2" in cope("profiles").stdout
     result = cope("history", "--profile", "bob")
     assert result.exit_code == 1 and "cope import PATH --profile bob" in result.stderr
+
+
+def test_a_task_corpus_is_imported_as_such(cope, cope_home, tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"text": "a", "title": "b"}])
+    cope("import", path, "-p", "newsroom", "--corpus")
+    assert "newsroom (corpus): headline 1" in cope("profiles").stdout

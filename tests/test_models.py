@@ -59,3 +59,12 @@ def test_bad_model_files_are_refused_clearly(cope, tmp_path, make, message):
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert [r["name"] for r in json.loads(cope("models", "--json").stdout)] == [models.EMBEDDED_NAME]
+
+
+def test_a_paired_hf_folder_must_be_a_model_folder(cope, tmp_path):
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    result = cope("models", "add", models.embedded_model_path(), "--name", "paired", "--hf-dir", folder)
+    assert result.exit_code == 1 and "no config.json" in result.stderr
+    (folder / "config.json").write_text("{}")
+    assert cope("models", "add", models.embedded_model_path(), "--name", "paired", "--hf-dir", folder).exit_code == 0

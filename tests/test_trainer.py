@@ -131,6 +131,8 @@ def test_too_little_history_is_skipped(cope, cope_home, tmp_path):
     result = cope("train", "-p", "bob", "--json")
     [outcome] = json.loads(result.stdout)
     assert outcome["status"] == "skipped" and "need 8" in outcome["message"]
+    logged = [json.loads(line) for line in (cope_home / "logs" / "train.jsonl").read_text().splitlines()]
+    assert logged[-1]["profile"] == "bob" and logged[-1]["status"] == "skipped"
 
 
 def test_a_failed_retrain_keeps_the_active_adapter(cope, cope_home, tmp_path, lora_files, monkeypatch):

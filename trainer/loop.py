@@ -79,7 +79,7 @@ def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]],
         result.losses.append(float(loss.detach()))
         result.tokens += tokens
         if progress:
-            progress(step, total, float(loss))
+            progress(step, total, result.losses[-1])
         if checkpoint and (step % hyper.checkpoint_every == 0 or step == total):
             _save(checkpoint, params, optimizer, schedule, step, result.losses)
     result.seconds = time.perf_counter() - started

@@ -106,7 +106,18 @@ class Job:
         return sorted(task for task, count in next(p for p in self.store.profiles() if p["name"] == self.profile)["tasks"].items())
 
     def run(self, tasks: list[str] | None = None) -> list[Outcome]:
-        return [self.train_task(get_task(name)) for name in (tasks or self.tasks())]
+        outcomes = []
+        for name in tasks or self.tasks():
+            outcome = self.train_task(get_task(name))
+            self._log(outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _log(self, outcome: Outcome) -> None:
+        """Per-stage timings and losses, one JSON line per task and run, in logs/train.jsonl."""
+        line = json.dumps({"at": utc_now(), "profile": self.profile, **outcome.__dict__}, default=str)
+        with (self.store.home.logs / "train.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
 
     # -- one task ----------------------------------------------------------------------------
 
@@ -150,7 +161,7 @@ class Job:
             return progress
 
         started = time.perf_counter()
-        bench = Workbench(self.model.path)
+        bench = Workbench(self.model.path, hf_dir=self.model.hf_dir)
         timings["load"] = time.perf_counter() - started
 
         tam_gguf = self._ensure_tam(bench, task, stage, timings, metrics)

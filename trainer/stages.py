@@ -52,10 +52,10 @@ NEGATIVES_K = 3
 class Workbench:
     """The base model in transformers (loaded once per job) and the same GGUF for llama.cpp."""
 
-    def __init__(self, gguf_path: Path, device: Device | None = None, max_length: int = 512):
+    def __init__(self, gguf_path: Path, device: Device | None = None, max_length: int = 512, hf_dir: Path | None = None):
         self.gguf_path = Path(gguf_path)
         self.device = device or pick_device()
-        self.model, self.tokenizer = load_base(self.gguf_path, device=self.device)
+        self.model, self.tokenizer = load_base(self.gguf_path, hf_dir, device=self.device)
         self.template = read_header(self.gguf_path).metadata.get("tokenizer.chat_template")
         self.encoder = Encoder(self.tokenizer, self.template, max_length)
         pad = self.tokenizer.pad_token_id
@@ -69,7 +69,7 @@ class Workbench:
         def loss(batch: list[Example]):
             tensors = {k: v.to(self.device.torch) for k, v in collate(batch, self.pad_id).items()}
             out = model(**tensors)
-            return out.loss, int((tensors["labels"] != -100).sum())
+            return out.loss, int(tensors["attention_mask"].sum())  # tokens processed, prompt included
         return loss
 
     # -- TAM ---------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class Workbench:
             n = len(batch)
             ref = reference[[index[id(item)] for item in batch]].to(logps.device)
             margin = (logps[:n] - ref[:, 0]) - (logps[n:] - ref[:, 1])
-            return -F.logsigmoid(beta * margin).mean(), int((tensors["labels"] != -100).sum())
+            return -F.logsigmoid(beta * margin).mean(), int(tensors["attention_mask"].sum())
 
         result = loop.run(model, items, loss, hyper, self.device, out_dir / "dpo-checkpoint.pt", progress)
         model.save_pretrained(out_dir / "peft")

@@ -68,6 +68,7 @@ def run_import(
     task_name: str | None = None,
     fmt: str | None = None,
     mapping: dict[str, str] | None = None,
+    kind: str = "person",
 ) -> ImportReport:
     """Parse every path fully first, then write all good rows in ONE transaction."""
     task = get_task(task_name) if task_name else None
@@ -89,9 +90,8 @@ def run_import(
         profile_ids: dict[str, int] = {}
         for path, record in parsed:
             name = record.profile or profile
-            kind = "eval" if record.profile else "person"
             if name not in profile_ids:
-                profile_ids[name] = store.ensure_profile(name, kind)
+                profile_ids[name] = store.ensure_profile(name, "eval" if record.profile else kind)
             new_id = store.add_writing(
                 profile_ids[name],
                 record.task or task.name,
