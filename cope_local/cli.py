@@ -50,9 +50,17 @@ class CopeGroup(click.Group):
 @click.version_option(package_name="cope-local")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """cope-local: drafts text in your own voice, entirely on this machine."""
+    """cope-local: drafts text in your own voice, entirely on this machine. With no command: the app."""
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(tui)
+
+
+@cli.command()
+def tui() -> None:
+    """Open the app (also: `cope` with no command)."""
+    from tui.app import run
+
+    run()
 
 
 @cli.command("import")

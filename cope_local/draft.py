@@ -159,7 +159,8 @@ def prepare(store: Store, profile: str, task_name: str, inputs: dict[str, str], 
     used, plan = plan_for(method, tam, user, params["alpha"], params["tau"], notes)
     if used != "cope" and "penalty" not in overrides:
         params["penalty"] = 1.0  # the family penalty is defined on CoPe's contrast score
-    engine = engine_for(model)
+    threads = store.setting("threads")
+    engine = engine_for(model, n_threads=int(threads) if threads else None)
     prompt_tokens = fit_prompt(engine, task, dict(inputs), params["max_tokens"], notes)
     return Draft(engine, profile_id, task, dict(inputs), used, params, plan, prompt_tokens, notes)
 

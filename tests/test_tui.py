@@ -1,0 +1,156 @@
+"""The Textual app, driven by Pilot against a real store and the real embedded model."""
+
+import asyncio
+
+import pytest
+from textual.widgets import DataTable, Input, Label, TextArea
+
+from conftest import register_adapters
+from cope_local.home import ensure_home
+from cope_local.store import Store
+from tui.app import CopeApp
+from tui.draft_pane import DraftPane
+from tui.welcome import WelcomeScreen
+
+HISTORY = (
+    "text,title,date\n"
+    "The council voted to build bike lanes on Main Street.,Council Backs Main Street Bike Lanes,2024-01-02\n"
+    "Heavy rain flooded the subway overnight.,Subway Floods After Overnight Downpour,2024-01-03\n"
+    "A bakery has sold the same sourdough for 90 years.,90 Years Of The Same Sourdough,2024-01-04\n"
+)
+
+
+@pytest.fixture
+def with_history(cope, cope_home, tmp_path):
+    (tmp_path / "h.csv").write_text(HISTORY)
+    assert cope("import", tmp_path / "h.csv", "-p", "ann").exit_code == 0
+    return cope_home
+
+
+def app_for(home):
+    return CopeApp(ensure_home(home))
+
+
+def rows(app):
+    table = app.query_one("#history-table", DataTable)
+    return [table.get_row_at(i) for i in range(table.row_count)]
+
+
+async def wait_for(pilot, predicate, timeout=60.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await pilot.pause(0.05)
+
+
+async def test_first_run_explains_what_to_import(cope_home):
+    app = app_for(cope_home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert isinstance(app.screen, WelcomeScreen)
+        await pilot.click("#welcome-ok")
+        assert not isinstance(app.screen, WelcomeScreen)
+
+
+async def test_draft_streams_then_edit_and_accept_becomes_history(with_history):
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.query_one("#profile").value == "ann"
+        app.query_one("#field-text", Input).value = "The library will stop charging late fees."
+        await pilot.click("#generate")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        area = app.query_one("#draft-text", TextArea)
+        assert area.text.strip()
+        assert "draft #1" in str(app.query_one("#draft-status", Label).render())
+        area.text = "Library Drops Late Fees"
+        await pilot.click("#accept")
+    with Store.open(ensure_home(with_history)) as store:
+        kept = [w for w in store.writings(profile="ann") if w.origin == "draft"]
+        assert [w.output for w in kept] == ["Library Drops Late Fees"]
+
+
+async def test_a_draft_can_be_cancelled(with_history, tmp_path):
+    (tmp_path / "p.csv").write_text("summary,content\nMy bike,I love my bike.\n")
+    with Store.open(ensure_home(with_history)) as store:
+        from cope_local.importers import run_import
+
+        run_import(store, [tmp_path / "p.csv"], "ann", "post")
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#task").value = "post"
+        await wait_for(pilot, lambda: app.query("#field-summary"))
+        app.query_one("#field-summary", Input).value = "What I learned from ten years of cycling to work"
+        await pilot.click("#generate")
+        await wait_for(pilot, lambda: app.query_one("#draft-text", TextArea).text.strip())
+        app.query_one(DraftPane).action_cancel()  # as the Cancel button does (a Pilot click waits for idle)
+        await wait_for(pilot, lambda: not app.query_one("#generate").disabled)
+        assert "cancelled" in str(app.query_one("#draft-status", Label).render())
+        assert not app.query_one("#generate").disabled
+    with Store.open(ensure_home(with_history)) as store:
+        assert store.conn.execute("SELECT count(*) FROM drafts").fetchone()[0] == 0
+
+
+async def test_history_search_delete_and_import(with_history, tmp_path):
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "history"
+        await pilot.pause()
+        assert len(rows(app)) == 3
+        app.query_one("#history-search", Input).value = "sourdough"
+        await pilot.pause()
+        assert [r[5] for r in rows(app)] == ["90 Years Of The Same Sourdough"]
+        app.query_one("#history-table").focus()
+        await pilot.press("delete")
+        await pilot.pause()
+        assert rows(app) == []
+        (tmp_path / "more.csv").write_text("text,title\nNew article.,New Headline\nbad row,\n")
+        app.query_one("#import-path", Input).value = str(tmp_path / "more.csv")
+        app.query_one("#import-profile", Input).value = "ann"
+        await pilot.click("#preview")
+        assert "1 items to import, 1 rejected" in str(app.query_one("#import-report").render())
+        await pilot.click("#import")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "imported 1" in str(app.query_one("#import-report").render())
+        app.query_one("#history-search", Input).value = ""
+        await pilot.pause()
+        assert len(rows(app)) == 3
+
+
+async def test_adapters_list_and_rollback(with_history, lora_files):
+    with Store.open(ensure_home(with_history)) as store:
+        for path in (lora_files["tam"], lora_files["user"]):
+            register_adapters(store, store.profile_id("ann"), "headline", {"user": path})
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "adapters"
+        app.query_one("#adapter-profile").value = "ann"
+        app.query_one("#adapter-task").value = "headline"
+        await pilot.pause()
+        table = app.query_one("#adapter-table", DataTable)
+        assert [table.get_row_at(i)[3:5] for i in range(table.row_count)] == [["v2", "●"], ["v1", ""]]
+        await pilot.click("#rollback")
+        await pilot.pause()
+        assert [table.get_row_at(i)[3:5] for i in range(table.row_count)] == [["v2", ""], ["v1", "●"]]
+
+
+def steady(app):
+    for widget in app.query("Input, TextArea"):
+        widget.cursor_blink = False
+
+
+def test_snapshot_welcome(snap_compare, cope_home):
+    assert snap_compare(app_for(cope_home), terminal_size=(80, 24), run_before=lambda pilot: steady(pilot.app))
+
+
+def test_snapshot_draft(snap_compare, with_history):
+    assert snap_compare(app_for(with_history), terminal_size=(80, 24), run_before=lambda pilot: steady(pilot.app))
+
+
+def test_snapshot_history(snap_compare, with_history):
+    async def show(pilot):
+        pilot.app.query_one("TabbedContent").active = "history"
+        await pilot.pause()
+        steady(pilot.app)
+
+    assert snap_compare(app_for(with_history), terminal_size=(80, 24), run_before=show)

@@ -1,0 +1,204 @@
+"""The Draft tab: profile, task, the task's fields, method and α/τ; streams the draft token by
+token, compares two methods, shows where the contrast changed the user model's choice."""
+
+from __future__ import annotations
+
+import threading
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
+from textual.worker import get_current_worker
+
+from cope_local import draft as drafting
+from cope_local.errors import CopeError
+from cope_local.tasks import get_task, registry
+
+METHODS = [("CoPe", "cope"), ("OPPU", "oppu"), ("TAM", "tam"), ("Base", "base")]
+
+
+class DraftPane(Vertical):
+    BINDINGS = [("ctrl+g", "generate", "Generate"), ("escape", "cancel", "Cancel")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancel = threading.Event()
+        self.draft_id: int | None = None
+        self.steps: list = []
+        self.fields_task: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="draft-controls"):
+            yield Select([], prompt="profile", id="profile")
+            yield Select([(t, t) for t in registry()], value="headline", allow_blank=False, id="task")
+            yield Select(METHODS, value="cope", allow_blank=False, id="method")
+            yield Select([(label, value) for label, value in METHODS], prompt="compare with…", id="compare")
+            yield Input(placeholder="α", id="alpha", restrict=r"[0-9.]*")
+            yield Input(placeholder="τ", id="tau", restrict=r"[0-9.]*")
+        yield VerticalScroll(id="fields")
+        with Horizontal(id="draft-buttons"):
+            yield Button("Generate", id="generate", variant="primary")
+            yield Button("Cancel", id="cancel", disabled=True)
+            yield Button("Accept", id="accept", disabled=True, variant="success")
+            yield Button("Copy", id="copy", disabled=True)
+            yield Label("", id="draft-status")
+        with Horizontal(id="outputs"):
+            yield TextArea("", id="draft-text", soft_wrap=True)
+            yield TextArea("", id="compare-text", read_only=True, soft_wrap=True, classes="hidden")
+        yield Static("", id="token-view")
+
+    async def on_mount(self) -> None:
+        self.reload()
+        await self.build_fields("headline")
+
+    def reload(self) -> None:
+        people = [p["name"] for p in self.app.store.profiles() if p["kind"] == "person"]
+        select = self.query_one("#profile", Select)
+        current = select.value
+        select.set_options([(name, name) for name in people])
+        if current in people:
+            select.value = current
+        elif people:
+            select.value = people[0]
+
+    async def build_fields(self, task_name: str) -> None:
+        if task_name == self.fields_task:
+            return
+        self.fields_task = task_name
+        task = get_task(task_name)
+        box = self.query_one("#fields", VerticalScroll)
+        await box.remove_children()
+        await box.mount_all([Input(placeholder=task.label(name), id=f"field-{name}") for name in task.inputs])
+
+    async def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "task":
+            await self.build_fields(str(event.value))
+        elif event.select.id == "compare":
+            self.query_one("#compare-text").set_class(event.value is Select.NULL, "hidden")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        handlers = {"generate": self.action_generate, "cancel": self.action_cancel, "accept": self.accept, "copy": self.copy}
+        handlers[event.button.id]()
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def request(self) -> dict:
+        profile = self.query_one("#profile", Select).value
+        if profile is Select.NULL:
+            raise CopeError("no profile to draft for", hint="import some writing in the History tab first")
+        task = str(self.query_one("#task", Select).value)
+        inputs = {name: self.query_one(f"#field-{name}", Input).value for name in get_task(task).inputs}
+        numbers = {k: float(v) for k in ("alpha", "tau") if (v := self.query_one(f"#{k}", Input).value.strip())}
+        compare = self.query_one("#compare", Select).value
+        return {"profile": str(profile), "task": task, "inputs": inputs, "numbers": numbers,
+                "method": str(self.query_one("#method", Select).value),
+                "compare": None if compare is Select.NULL else str(compare)}
+
+    def action_generate(self) -> None:
+        try:
+            request = self.request()
+        except CopeError as exc:
+            self.app.notify(str(exc), severity="warning")
+            return
+        self.cancel.clear()
+        self.steps = []
+        self.query_one("#draft-text", TextArea).text = ""
+        self.query_one("#compare-text", TextArea).text = ""
+        self.query_one("#token-view", Static).update("")
+        self.set_busy(True, "drafting…")
+        self.generate(request)
+
+    @work(thread=True, group="draft", exclusive=True, exit_on_error=False)
+    def generate(self, request: dict) -> None:
+        worker = get_current_worker()
+        try:
+            with self.app.open_store() as store:
+                targets = [("#draft-text", request["method"])]
+                if request["compare"]:
+                    targets.append(("#compare-text", request["compare"]))
+                for widget_id, method in targets:
+                    prepared = drafting.prepare(store, request["profile"], request["task"], request["inputs"], method,
+                                                **request["numbers"])
+                    for note in prepared.notes:
+                        self.app.call_from_thread(self.app.notify, note, severity="information")
+                    for step in prepared.stream(self.cancel):
+                        if worker.is_cancelled:
+                            self.cancel.set()
+                        self.app.call_from_thread(self.append, widget_id, step)
+                    if self.cancel.is_set():
+                        self.app.call_from_thread(self.set_busy, False, "cancelled")
+                        return
+                    if widget_id == "#draft-text":
+                        draft_id = drafting.save(store, prepared)
+                        self.app.call_from_thread(self.finished, prepared, draft_id)
+        finally:
+            self.app.call_from_thread(self.set_busy, False, None)
+
+    def append(self, widget_id: str, step) -> None:
+        area = self.query_one(widget_id, TextArea)
+        area.text += step.text
+        if widget_id == "#draft-text":
+            self.steps.append(step)
+
+    def finished(self, prepared, draft_id: int) -> None:
+        self.draft_id = draft_id
+        area = self.query_one("#draft-text", TextArea)
+        area.text = area.text.strip()
+        self.query_one("#token-view", Static).update(token_view(prepared))
+        self.query_one("#draft-status", Label).update(
+            f"draft #{draft_id} · {prepared.method} · {len(prepared.steps)} tokens · {prepared.tok_s:.0f} tok/s")
+        for button in ("#accept", "#copy"):
+            self.query_one(button, Button).disabled = False
+
+    def set_busy(self, busy: bool, status: str | None) -> None:
+        self.query_one("#generate", Button).disabled = busy
+        self.query_one("#cancel", Button).disabled = not busy
+        if status is not None:
+            self.query_one("#draft-status", Label).update(status)
+
+    def action_cancel(self) -> None:
+        self.cancel.set()
+        self.workers.cancel_group(self, "draft")
+
+    # -- keeping a draft ------------------------------------------------------------------------
+
+    def accept(self) -> None:
+        if self.draft_id is None:
+            return
+        text = self.query_one("#draft-text", TextArea).text
+        try:
+            writing_id = drafting.accept(self.app.store, self.draft_id, text)
+        except CopeError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self.app.notify(f"saved as writing #{writing_id}: it will shape the next retrain")
+        self.query_one("#accept", Button).disabled = True
+        self.app.refresh_data()
+
+    def copy(self) -> None:
+        self.app.copy_to_clipboard(self.query_one("#draft-text", TextArea).text)
+        self.app.notify("copied")
+
+
+def token_view(prepared) -> Text:
+    """The draft with the tokens CoPe changed highlighted, then why (the implicit reward)."""
+    text = Text()
+    changed = []
+    model = prepared.engine.model
+    for step in prepared.steps:
+        piece = model.piece(step.token).decode("utf-8", errors="replace")
+        if step.choice.contrast_changed:
+            text.append(piece, style="bold black on yellow")
+            changed.append(step)
+        else:
+            text.append(piece)
+    if prepared.method != "cope":
+        return text
+    text.append(f"\n\n{len(changed)} of {len(prepared.steps)} tokens changed by the contrast")
+    for step in changed[:6]:
+        chosen = model.piece(step.token).decode("utf-8", errors="replace")
+        wanted = model.piece(step.choice.user_top).decode("utf-8", errors="replace")
+        text.append(f"\n  {chosen!r} instead of {wanted!r}: reward {step.choice.reward:+.2f}, |V_head| {step.choice.head_size}")
+    return text
