@@ -157,7 +157,7 @@ def prepare(store: Store, profile: str, task_name: str, inputs: dict[str, str], 
     tam = usable_adapter(store, task.name, "tam", None, model, notes)
     user = usable_adapter(store, task.name, "user", profile_id, model, notes)
     used, plan = plan_for(method, tam, user, params["alpha"], params["tau"], notes)
-    if used != "cope" and "penalty" not in overrides:
+    if used != "cope" and overrides.get("penalty") is None:
         params["penalty"] = 1.0  # the family penalty is defined on CoPe's contrast score
     threads = store.setting("threads")
     engine = engine_for(model, n_threads=int(threads) if threads else None)

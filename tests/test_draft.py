@@ -79,3 +79,10 @@ def test_an_input_longer_than_the_context_is_shortened(cope, person):
     result = cope("draft", "-t", "headline", "-p", person, "--max-tokens", "8", "--json", long_article)
     assert result.exit_code == 0, result.output
     assert "was too long for the model's context and was shortened" in result.stderr
+
+
+def test_the_long_form_penalty_applies_to_the_contrast_only(cope, person):
+    out = json.loads(cope("draft", "-t", "post", "-p", person, "-m", "base", "--max-tokens", "4", "--json", "My bike").stdout)
+    assert out["params"]["penalty"] == 1.0 and out["params"]["alpha"] == 0.1 and out["method"] == "base"
+    out = json.loads(cope("draft", "-t", "post", "-p", person, "-m", "base", "--penalty", "1.3", "--max-tokens", "4", "--json", "My bike").stdout)
+    assert out["params"]["penalty"] == 1.3
