@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from conftest import write_jsonl
 from cope_local.home import ensure_home
 from cope_local.store import Store

@@ -2,9 +2,6 @@
 
 import os
 import stat
-import subprocess
-import sys
-import time
 
 import pytest
 

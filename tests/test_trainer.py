@@ -23,7 +23,6 @@ from cope_local.home import ensure_home  # noqa: E402
 from cope_local.models import embedded_model_path  # noqa: E402
 from cope_local.store import Store  # noqa: E402
 from trainer import loop  # noqa: E402
-from trainer.data import Example  # noqa: E402
 from trainer.export import export_adapter, write_f32_copy  # noqa: E402
 from trainer.loading import load_base, pick_device  # noqa: E402
 from trainer.pipeline import Job, Options  # noqa: E402

@@ -22,8 +22,6 @@ def pick_user(store: Store, items: int) -> str:
 
 def trl_tokens_per_second(store: Store, profile: str, rows: int, steps: int) -> dict:
     """TRL SFTTrainer with its defaults (LoRA like ours) on the same items, `steps` steps."""
-    import os
-
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer

@@ -1,0 +1,165 @@
+"""`cope train`, `cope eval`, `cope adapters …`, `cope bench …`: the long-running jobs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import cli, emit_json, open_store
+from .errors import CopeError
+from .tasks import registry
+
+
+@cli.command()
+@click.option("--profile", "-p", required=True)
+@click.option("--task", "-t", "tasks", multiple=True, type=click.Choice(sorted(registry())), help="Default: every task with history.")
+@click.option("--epochs", type=float, help="Override the paper's epochs for the user adapter.")
+@click.option("--lr", type=float, help="Override the paper's learning rate for the user adapter.")
+@click.option("--rank", type=int, help="LoRA rank (and alpha) of the user adapter (default 8, as the paper's code).")
+@click.option("--no-dpo", is_flag=True, help="Stop after OPPU SFT (no negatives, no DPO).")
+@click.option("--max-items", type=int, help="Train on the newest N items only.")
+@click.option("--force", is_flag=True, help="Retrain even if the history did not change.")
+@click.option("--json", "as_json", is_flag=True)
+def train(profile, tasks, epochs, lr, rank, no_dpo, max_items, force, as_json) -> None:
+    """Retrain PROFILE's adapters where their history changed (resumable; the old adapter stays until the new one is ready)."""
+    try:
+        from trainer.pipeline import Job, Options
+    except ImportError as exc:
+        raise CopeError(f"training needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
+    from .progress import StageProgress
+
+    options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items)
+    with open_store() as store, StageProgress(enabled=not as_json) as progress:
+        outcomes = Job(store, profile, options=options, report=progress.update).run(list(tasks) or None)
+    if as_json:
+        emit_json([o.__dict__ for o in outcomes])
+    else:
+        for outcome in outcomes:
+            click.echo(f"{outcome.status}: {outcome.message}")
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(1)
+
+
+@cli.command("eval")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help="LaMP/LongLaMP folder or questions JSON.")
+@click.option("--task", "-t", type=click.Choice(sorted(registry())), help="Detected from the data when omitted.")
+@click.option("--users", type=int, default=100, show_default=True, help="Test users: those with the longest histories.")
+@click.option("--max-profile", type=int, help="Use only each test user's newest K history items.")
+@click.option("--questions-per-user", type=int, default=1, show_default=True,
+              help="Also test on each user's newest history items (each answered from older history only).")
+@click.option("--methods", help="Comma-separated subset of: base,rag,pag,tam,oppu,oppu_dpo,oppu_cd,cope.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"), show_default=True)
+@click.option("--shard", default="0/1", show_default=True, help="i/n: this machine's share of the test users.")
+@click.option("--tam-items", type=int, default=2000, show_default=True)
+@click.option("--epochs", type=float)
+@click.option("--lr", type=float)
+@click.option("--rank", type=int)
+def eval_command(data, task, users, max_profile, questions_per_user, methods, out, shard, tam_items, epochs, lr, rank) -> None:
+    """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md and a chart."""
+    try:
+        from trainer.eval_suite import LABELS, METHODS, Settings, run
+    except ImportError as exc:
+        raise CopeError(f"evaluation needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
+    from .evaluation import markdown_table
+    from .progress import StageProgress
+
+    chosen = tuple(m.strip() for m in methods.split(",")) if methods else tuple(METHODS)
+    unknown = set(chosen) - set(METHODS)
+    if unknown:
+        raise CopeError(f"unknown methods: {', '.join(sorted(unknown))}", hint="choose from " + ",".join(METHODS))
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise CopeError(f"--shard {shard!r} is not i/n with i < n", hint="e.g. --shard 0/2 on one machine, 1/2 on another")
+    settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
+                        shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank)
+    with StageProgress() as progress:
+        result = run(data, out, task, settings, lambda stage, step, total: progress.update(stage, step, total, 0.0))
+    click.echo(markdown_table(result["summary"], LABELS))
+    click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}, {out / 'rougeL.png'}")
+
+
+@cli.group()
+def adapters() -> None:
+    """Trained adapters: list, roll back, export a PEFT folder to GGUF."""
+
+
+@adapters.command("list")
+@click.option("--profile", "-p")
+@click.option("--json", "as_json", is_flag=True)
+def adapters_list(profile, as_json) -> None:
+    with open_store() as store:
+        where, params = ("WHERE a.profile_id = ?", [store.profile_id(profile)]) if profile else ("", [])
+        rows = store.conn.execute(
+            f"""SELECT ifnull(p.name, '(task adapter)'), a.task, a.kind, a.version, a.active, a.created_at, a.metrics, a.gguf_path
+                FROM adapters a LEFT JOIN profiles p ON p.id = a.profile_id {where} ORDER BY 1, 2, 3, 4""", params).fetchall()
+    found = [{"profile": r[0], "task": r[1], "kind": r[2], "version": r[3], "active": bool(r[4]), "created_at": r[5],
+              "metrics": json.loads(r[6]), "path": r[7]} for r in rows]
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        click.echo("no adapters yet — train some: cope train --profile NAME")
+    for a in found:
+        mark = "*" if a["active"] else " "
+        click.echo(f"{mark} {a['profile']} [{a['task']}] {a['kind']} v{a['version']}  {a['created_at']}  items={a['metrics'].get('items', '?')}")
+
+
+@adapters.command("rollback")
+@click.option("--profile", "-p", required=True)
+@click.option("--task", "-t", required=True, type=click.Choice(sorted(registry())))
+def adapters_rollback(profile, task) -> None:
+    """Make the previous version of PROFILE's adapter for TASK active again."""
+    from . import adapter_versions
+
+    with open_store() as store:
+        chosen = adapter_versions.rollback(store, task, "user", store.profile_id(profile))
+    click.echo(f"active: {profile} [{task}] v{chosen.version}")
+
+
+@adapters.command("export")
+@click.argument("peft_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--base", "base", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def adapters_export(peft_dir, base, out) -> None:
+    """Convert a PEFT LoRA folder (trained on BASE) to a llama.cpp LoRA GGUF."""
+    try:
+        from trainer.export import export_peft_dir
+    except ImportError as exc:
+        raise CopeError(f"exporting needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
+    click.echo(f"wrote {export_peft_dir(peft_dir, base, out)}")
+
+
+@cli.group()
+def bench() -> None:
+    """Speed and memory benchmarks (JSON; see docs/benchmarks.md)."""
+
+
+@bench.command("decode")
+@click.option("--prompts", "n_prompts", type=int, default=8, show_default=True)
+@click.option("--tokens", "max_tokens", type=int, default=64, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads per context.")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved repetitions; the best is kept.")
+@click.option("--hf-prompts", type=int, default=2, show_default=True, help="Prompts for the (slow) HF+PEFT loop.")
+@click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
+def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, as_json) -> None:
+    """Plain greedy vs naive CoPe vs optimized CoPe vs an HF+PEFT CoPe loop; memory of 1 vs 2 contexts."""
+    from .bench import decode
+
+    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts))
+
+
+@bench.command("train")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="A LaMP-layout folder (questions.json), e.g. ../shared/data/huffpost-lamp4.")
+@click.option("--items", type=int, default=300, show_default=True, help="History items of the benchmark user.")
+@click.option("--tam-items", type=int, default=200, show_default=True, help="Other users' items for the TAM.")
+@click.option("--trl-steps", type=int, default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
+def bench_train(data, items, tam_items, trl_steps, as_json) -> None:
+    """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
+    from .bench import train
+
+    emit_json(train.run(data, items, tam_items, trl_steps))

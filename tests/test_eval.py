@@ -1,0 +1,80 @@
+"""`cope eval` on a small LaMP-layout fixture written here: protocol, metrics, outputs, resume."""
+
+import json
+
+import pytest
+
+from cope_local.errors import CopeError
+from cope_local.evaluation import load, paired_bootstrap, rouge, split, summarise
+from cope_local.tasks import get_task
+
+WORDS = ["council", "bikes", "rain", "bakery", "museum", "eggs", "robot", "library", "bridge", "owls", "zoo", "market"]
+
+
+def write_lamp(folder, users=4, items=10):
+    folder.mkdir()
+    questions, golds = [], []
+    for u in range(users):
+        profile = [{"id": f"u{u}p{i}", "text": f"Story {i} about the {WORDS[(u + i) % 12]} in town {u}.",
+                    "title": f"The {WORDS[(u + i) % 12].title()} Story Number {i}", "date": f"2020-01-{i + 1:02d}"}
+                   for i in range(items + u)]
+        questions.append({"id": f"q{u}", "user": f"writer{u}", "profile": profile,
+                          "input": f"Generate a headline for the following article: News about the {WORDS[u]} today."})
+        golds.append({"id": f"q{u}", "output": f"The {WORDS[u].title()} Story Today"})
+    (folder / "questions.json").write_text(json.dumps(questions))
+    (folder / "outputs.json").write_text(json.dumps({"task": "LaMP_4", "golds": golds}))
+    return folder
+
+
+def test_load_and_the_test_user_split(tmp_path):
+    task, questions = load(write_lamp(tmp_path / "lamp"))
+    assert task.name == "headline"
+    assert questions[0].inputs == {"text": "News about the council today."}
+    assert questions[0].gold == "The Council Story Today"
+    test, others = split(questions, 2)
+    assert [q.user for q in test] == ["writer3", "writer2"]  # the longest histories
+    assert len(others) == 2
+
+
+def test_malformed_eval_data_is_named(tmp_path):
+    folder = write_lamp(tmp_path / "lamp")
+    outputs = json.loads((folder / "outputs.json").read_text())
+    outputs["golds"].pop()
+    (folder / "outputs.json").write_text(json.dumps(outputs))
+    with pytest.raises(CopeError, match="question 'q3' has no gold output"):
+        load(folder)
+    questions = json.loads((folder / "questions.json").read_text())
+    questions[0]["profile"][2] = {"id": "x", "text": "no title here"}
+    (folder / "questions.json").write_text(json.dumps(questions))
+    with pytest.raises(CopeError, match="profile item 2 lacks title"):
+        load(folder, get_task("headline"))
+
+
+def test_rouge_and_bootstrap():
+    r1, rl = rouge("The Council Story", "the council story today")
+    assert r1 == pytest.approx(6 / 7) and rl == pytest.approx(6 / 7)
+    mean, low, high = paired_bootstrap([0.5, 0.6, 0.7, 0.8], [0.4, 0.5, 0.6, 0.7])
+    assert mean == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    rows = [{"key": k, "method": m, "rouge1": v, "rougeL": v} for k in "abc" for m, v in (("tam", 0.2), ("cope", 0.3))]
+    summary = summarise(rows, ["tam", "cope"])
+    assert summary["cope"]["vs_tam"]["diff"] == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_cope_eval_end_to_end_and_resume(cope, tmp_path):
+    data = write_lamp(tmp_path / "lamp")
+    out = tmp_path / "out"
+    args = ["eval", "--data", data, "--users", "1", "--questions-per-user", "2", "--epochs", "1",
+            "--methods", "base,rag,pag,tam,oppu,cope", "--out", out]
+    result = cope(*args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["summary"]) == {"base", "rag", "pag", "tam", "oppu", "cope"}
+    assert all(entry["n"] == 2 for entry in saved["summary"].values())
+    assert "vs_tam" in saved["summary"]["cope"] and "vs_oppu" in saved["summary"]["cope"]
+    assert {q["id"] for q in saved["questions"]} == {"q3", "q3/h0"}
+    assert "| CoPe (DPO+CD) |" in (out / "results.md").read_text()
+    assert (out / "rougeL.png").stat().st_size > 1000
+    before = (out / "predictions.jsonl").read_text()
+    assert cope(*args).exit_code == 0  # a rerun reuses adapters and predictions
+    assert (out / "predictions.jsonl").read_text() == before

@@ -1,0 +1,176 @@
+"""`cope eval`: the paper's experiments on this machine — every method on LaMP / LongLaMP test
+users, ROUGE with paired-bootstrap CIs, a table and a chart. Resumable: adapters live in the
+run's own store, predictions in predictions.jsonl; a rerun continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from cope_local import adapter_versions
+from cope_local.draft import FAMILY_DEFAULTS
+from cope_local.engine.decoding import Sampling
+from cope_local.engine.engine import Engine, Plan
+from cope_local.evaluation import Question, chart, load, markdown_table, rouge, split, summarise
+from cope_local.home import ensure_home
+from cope_local.models import resolve
+from cope_local.prompts import messages_for, render_chat
+from cope_local.store import Store
+from cope_local.tasks import Task, get_task
+
+from .pipeline import Job, Options
+
+METHODS = ["base", "rag", "pag", "tam", "oppu", "oppu_dpo", "oppu_cd", "cope"]
+LABELS = {"base": "Base", "rag": "RAG (BM25 top-3)", "pag": "PAG", "tam": "TAM", "oppu": "OPPU",
+          "oppu_dpo": "OPPU+DPO", "oppu_cd": "OPPU+CD", "cope": "CoPe (DPO+CD)"}
+TRAINED = {"oppu", "oppu_dpo", "oppu_cd", "cope"}
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Settings:
+    users: int = 100
+    max_profile: int | None = None
+    questions_per_user: int = 1
+    methods: tuple[str, ...] = tuple(METHODS)
+    shard: tuple[int, int] = (0, 1)
+    tam_items: int = 2000
+    epochs: float | None = None
+    lr: float | None = None
+    rank: int | None = None
+
+
+def test_cases(question: Question, settings: Settings) -> tuple[list[tuple[dict, str, str | None]], list[Question]]:
+    """(training history, questions): the official question, plus the newest items of the
+    history as extra questions when asked (each answered from older history only)."""
+    history = question.profile[-settings.max_profile:] if settings.max_profile else list(question.profile)
+    extra = max(0, settings.questions_per_user - 1)
+    held, history = (history[len(history) - extra:], history[:len(history) - extra]) if extra else ([], history)
+    cases = [question] + [Question(f"{question.id}/h{i}", question.user, inputs, output, [])
+                          for i, (inputs, output, _) in enumerate(held)]
+    return history, cases
+
+
+def run(data: Path, out: Path, task_name: str | None, settings: Settings, progress: Progress | None = None) -> dict:
+    progress = progress or (lambda stage, step, total: None)
+    task, questions = load(data, get_task(task_name) if task_name else None)
+    test, others = split(questions, settings.users)
+    index, count = settings.shard
+    test = test[index::count]
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "predictions.jsonl"
+    done = {(r["key"], r["method"]): r for r in map(json.loads, cache.read_text().splitlines())} if cache.exists() else {}
+    with Store.open(ensure_home(out / "store")) as store:
+        _import(store, task, test, others, settings)
+        model = resolve(store)
+        with Engine(model.path) as engine, cache.open("a", encoding="utf-8") as sink:
+            for number, question in enumerate(test, 1):
+                progress("users", number - 1, len(test))
+                history, cases = test_cases(question, settings)
+                profile = f"user:{question.user}"
+                wanted = [m for m in settings.methods if any((c.id, m) not in done for c in cases)]
+                if not wanted:
+                    continue
+                adapters = _adapters(store, profile, task, settings, progress) if set(wanted) & (TRAINED | {"tam"}) else {}
+                for method in wanted:
+                    for case in cases:
+                        if (case.id, method) in done:
+                            continue
+                        prediction = _predict(engine, task, method, case, history, adapters)
+                        r1, rl = rouge(prediction, case.gold)
+                        row = {"key": case.id, "user": question.user, "method": method, "prediction": prediction,
+                               "gold": case.gold, "rouge1": r1, "rougeL": rl}
+                        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        sink.flush()
+                        done[(case.id, method)] = row
+            progress("users", len(test), len(test))
+    rows = [r for r in done.values() if r["method"] in settings.methods]
+    summary = summarise(rows, [m for m in METHODS if m in settings.methods])
+    result = {"data": str(data), "task": task.name, "users": len(test), "settings": settings.__dict__, "summary": summary,
+              "questions": [{"id": r["key"], "user": r["user"], "method": r["method"], "prediction": r["prediction"],
+                             "gold": r["gold"], "rouge1": r["rouge1"], "rougeL": r["rougeL"]} for r in rows]}
+    (out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    (out / "results.md").write_text(markdown_table(summary, LABELS))
+    if summary:
+        chart(summary, LABELS, out / "rougeL.png")
+    return result
+
+
+def _import(store: Store, task: Task, test: list[Question], others: list[Question], settings: Settings) -> None:
+    """Test users' histories as their profiles; everyone else's as the TAM corpus (idempotent)."""
+    with store.transaction():
+        corpus = store.ensure_profile("corpus", "corpus")
+        for question in others:
+            for inputs, output, date in question.profile:
+                store.add_writing(corpus, task.name, inputs, output, written_at=date)
+        for question in test:
+            person = store.ensure_profile(f"user:{question.user}", "person")
+            history, _ = test_cases(question, settings)
+            for inputs, output, date in history:
+                store.add_writing(person, task.name, inputs, output, written_at=date)
+
+
+def _adapters(store: Store, profile: str, task: Task, settings: Settings, progress: Progress) -> dict[str, Path | None]:
+    options = Options(epochs=settings.epochs, lr=settings.lr, rank=settings.rank, tam_max_items=settings.tam_items)
+    job = Job(store, profile, options=options, report=lambda stage, step, total, loss: progress(stage, step, total))
+    outcome = job.train_task(task)
+    tam = adapter_versions.active(store, task.name, "tam", None)
+    user = adapter_versions.active(store, task.name, "user", store.profile_id(profile))
+    if outcome.status == "failed" or user is None:
+        raise RuntimeError(f"training {profile} failed: {outcome.message}")
+    return {"tam": tam.gguf_path if tam else None, "dpo": user.gguf_path, "sft": user.gguf_path.parent / "sft.gguf"}
+
+
+def _predict(engine: Engine, task: Task, method: str, case: Question, history, adapters: dict) -> str:
+    defaults = FAMILY_DEFAULTS[task.family]
+    tam = ((adapters["tam"], 1.0),) if adapters.get("tam") else ()
+    messages = messages_for(task, case.inputs)
+    if method == "rag":
+        messages[1]["content"] = _retrieved(task, case, history) + messages[1]["content"]
+    elif method == "pag":
+        messages[1]["content"] = f"The user's writing style: {_style_profile(engine, task, history)}\n\n" + messages[1]["content"]
+    plans = {
+        "base": Plan(user=()), "rag": Plan(user=()), "pag": Plan(user=()), "tam": Plan(user=tam),
+        "oppu": Plan(user=(*tam, (adapters.get("sft"), 1.0))),
+        "oppu_dpo": Plan(user=(*tam, (adapters.get("dpo"), 1.0))),
+        "oppu_cd": Plan(user=(*tam, (adapters.get("sft"), 1.0)), base=tam, alpha=defaults["alpha"], tau=defaults["tau"]),
+        "cope": Plan(user=(*tam, (adapters.get("dpo"), 1.0)), base=tam, alpha=defaults["alpha"], tau=defaults["tau"]),
+    }
+    plan = plans[method]
+    penalty = defaults["penalty"] if plan.base is not None else 1.0
+    prompt = engine.tokenize_prompt(render_chat(engine.model.chat_template(), messages))
+    tokens = [s.token for s in engine.generate(prompt, plan, defaults["max_tokens"], Sampling(penalty=penalty))]
+    return b"".join(engine.model.piece(t) for t in tokens).decode("utf-8", errors="replace").strip()
+
+
+def _retrieved(task: Task, case: Question, history) -> str:
+    """BM25 (rank_bm25 Okapi) top-3 of the user's history for the question, as the paper's RAG."""
+    from rank_bm25 import BM25Okapi
+
+    if not history:
+        return ""
+    documents = [" ".join(inputs.values()) + " " + output for inputs, output, _ in history]
+    bm25 = BM25Okapi([d.lower().split() for d in documents])
+    top = bm25.get_top_n(" ".join(case.inputs.values()).lower().split(), list(range(len(history))), n=3)
+    examples = "\n".join(f"{task.label(task.output)}: {history[i][1]}" for i in top)
+    return f"Examples of this user's past writing:\n{examples}\n\n"
+
+
+_STYLE_CACHE: dict[tuple, str] = {}
+
+
+def _style_profile(engine: Engine, task: Task, history) -> str:
+    """PAG: the local model summarises the style of 10 random history items."""
+    key = tuple(output for _, output, _ in history)
+    if key not in _STYLE_CACHE:
+        sample = random.Random(0).sample(list(key), min(10, len(key)))
+        listing = "\n".join(f"- {text[:300]}" for text in sample)
+        messages = [{"role": "system", "content": "You describe writing styles."},
+                    {"role": "user", "content": f"Texts by one author:\n{listing}\n\nDescribe this author's writing style in two sentences."}]
+        prompt = engine.tokenize_prompt(render_chat(engine.model.chat_template(), messages))
+        tokens = [s.token for s in engine.generate(prompt, Plan(user=()), 80)]
+        _STYLE_CACHE[key] = b"".join(engine.model.piece(t) for t in tokens).decode("utf-8", errors="replace").strip()
+    return _STYLE_CACHE[key]
