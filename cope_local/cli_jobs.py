@@ -156,10 +156,11 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, as_json) ->
               help="A LaMP-layout folder (questions.json), e.g. ../shared/data/huffpost-lamp4.")
 @click.option("--items", type=int, default=300, show_default=True, help="History items of the benchmark user.")
 @click.option("--tam-items", type=int, default=200, show_default=True, help="Other users' items for the TAM.")
-@click.option("--trl-steps", type=int, default=10, show_default=True)
+@click.option("--trl-steps", type=int, default=10, show_default=True, help="Steps of the SFT speed comparison.")
+@click.option("--speed-only", is_flag=True, help="Only the SFT tokens/s comparison with TRL (no retrain).")
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
-def bench_train(data, items, tam_items, trl_steps, as_json) -> None:
+def bench_train(data, items, tam_items, trl_steps, speed_only, as_json) -> None:
     """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
     from .bench import train
 
-    emit_json(train.run(data, items, tam_items, trl_steps))
+    emit_json(train.run(data, items, tam_items, trl_steps, speed_only))

@@ -154,3 +154,20 @@ def test_snapshot_history(snap_compare, with_history):
         steady(pilot.app)
 
     assert snap_compare(app_for(with_history), terminal_size=(80, 24), run_before=show)
+
+
+@pytest.mark.slow
+async def test_eval_tab_runs_an_evaluation(with_history, tmp_path):
+    from test_eval import write_lamp
+
+    data = write_lamp(tmp_path / "lamp")
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "eval"
+        app.query_one("#eval-data", Input).value = str(data)
+        app.query_one("#eval-users", Input).value = "1"
+        app.query_one("#eval-methods", Input).value = "base,rag"
+        await pilot.pause()
+        await pilot.click("#eval-run")
+        await wait_for(pilot, lambda: not app.query_one("#eval-run").disabled, timeout=300)
+        assert (with_history / "eval" / "lamp" / "results.json").exists()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Markdown, ProgressBar, Select, Static
+from textual.worker import get_current_worker
 
 from cope_local import models
 from cope_local.errors import CopeError
+from cope_local.tasks import registry
 
 
 class SettingsPane(Vertical):
@@ -44,9 +49,69 @@ class SettingsPane(Vertical):
 
 
 class EvalPane(Vertical):
+    """Run `cope eval` from the app: pick data, task, users and methods; live progress; the table."""
+
     def compose(self) -> ComposeResult:
-        yield Static(
-            "The LaMP / LongLaMP evaluation suite (cope eval) is not part of this version yet.\n"
-            "Meanwhile, drafting speed and memory: cope bench decode --json; training: cope bench train --data DIR.",
-            id="eval-note",
-        )
+        with Horizontal(id="eval-controls"):
+            yield Input(placeholder="LaMP data folder", id="eval-data")
+            yield Select([(t, t) for t in registry()], prompt="task (auto)", id="eval-task")
+            yield Input(value="2", placeholder="users", id="eval-users", restrict=r"[0-9]*")
+            yield Input(placeholder="max profile", id="eval-profile", restrict=r"[0-9]*")
+        with Horizontal(id="eval-buttons"):
+            yield Input(value="base,tam,oppu,cope", id="eval-methods")
+            yield Button("Run", id="eval-run", variant="primary")
+            yield Button("Cancel", id="eval-cancel", disabled=True)
+        with Horizontal(id="eval-progress"):
+            yield Label("idle", id="eval-stage")
+            yield ProgressBar(total=1, show_eta=False, id="eval-bar")
+        yield Markdown("", id="eval-results")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "eval-cancel":
+            self.workers.cancel_group(self, "eval")
+            return
+        data = self.query_one("#eval-data", Input).value.strip()
+        if not data or not Path(data).expanduser().exists():
+            self.app.notify("give the folder with questions.json (and outputs.json)", severity="warning")
+            return
+        task = self.query_one("#eval-task", Select).value
+        users = int(self.query_one("#eval-users", Input).value or 1)
+        profile = self.query_one("#eval-profile", Input).value
+        methods = tuple(m.strip() for m in self.query_one("#eval-methods", Input).value.split(",") if m.strip())
+        self.set_running(True)
+        self.evaluate(Path(data).expanduser(), None if task is Select.NULL else str(task), users,
+                      int(profile) if profile else None, methods)
+
+    @work(thread=True, group="eval", exclusive=True, exit_on_error=False)
+    def evaluate(self, data: Path, task: str | None, users: int, max_profile: int | None, methods: tuple) -> None:
+        try:
+            from trainer.eval_suite import LABELS, Settings, run
+        except ImportError as exc:
+            raise CopeError(f"evaluation needs the train extra ({exc.name} is missing)") from None
+        from cope_local.evaluation import markdown_table
+
+        worker = get_current_worker()
+
+        def progress(stage: str, step: int, total: int) -> None:
+            if worker.is_cancelled:
+                raise CopeError("evaluation cancelled; a rerun continues where it stopped")
+            self.app.call_from_thread(self.show_progress, stage, step, total)
+
+        out = self.app.home.root / "eval" / data.name
+        try:
+            result = run(data, out, task, Settings(users=users, max_profile=max_profile, methods=methods), progress)
+            table = markdown_table(result["summary"], LABELS)
+            self.app.call_from_thread(self.query_one("#eval-results", Markdown).update,
+                                      f"{table}\nResults and chart: `{out}`")
+        finally:
+            self.app.call_from_thread(self.set_running, False)
+
+    def show_progress(self, stage: str, step: int, total: int) -> None:
+        self.query_one("#eval-stage", Label).update(f"{stage} {step}/{total}")
+        self.query_one("#eval-bar", ProgressBar).update(progress=step, total=total)
+
+    def set_running(self, running: bool) -> None:
+        self.query_one("#eval-run", Button).disabled = running
+        self.query_one("#eval-cancel", Button).disabled = not running
+        if not running:
+            self.query_one("#eval-stage", Label).update("idle")
