@@ -14,7 +14,8 @@ from .tasks import registry
 
 
 @cli.command()
-@click.option("--profile", "-p", required=True)
+@click.option("--profile", "-p", help="Whose adapters (see --all).")
+@click.option("--all", "everyone", is_flag=True, help="Every person's profile (the nightly job).")
 @click.option("--task", "-t", "tasks", multiple=True, type=click.Choice(sorted(registry())), help="Default: every task with history.")
 @click.option("--epochs", type=float, help="Override the paper's epochs for the user adapter.")
 @click.option("--lr", type=float, help="Override the paper's learning rate for the user adapter.")
@@ -23,7 +24,7 @@ from .tasks import registry
 @click.option("--max-items", type=int, help="Train on the newest N items only.")
 @click.option("--force", is_flag=True, help="Retrain even if the history did not change.")
 @click.option("--json", "as_json", is_flag=True)
-def train(profile, tasks, epochs, lr, rank, no_dpo, max_items, force, as_json) -> None:
+def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, as_json) -> None:
     """Retrain PROFILE's adapters where their history changed (resumable; the old adapter stays until the new one is ready)."""
     try:
         from trainer.pipeline import Job, Options
@@ -32,8 +33,12 @@ def train(profile, tasks, epochs, lr, rank, no_dpo, max_items, force, as_json) -
     from .progress import StageProgress
 
     options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items)
+    if not profile and not everyone:
+        raise CopeError("whose adapters? pass --profile NAME, or --all", hint="cope profiles lists them")
     with open_store() as store, StageProgress(enabled=not as_json) as progress:
-        outcomes = Job(store, profile, options=options, report=progress.update).run(list(tasks) or None)
+        names = [p["name"] for p in store.profiles() if p["kind"] == "person"] if everyone else [profile]
+        outcomes = [o for name in names
+                    for o in Job(store, name, options=options, report=progress.update).run(list(tasks) or None)]
     if as_json:
         emit_json([o.__dict__ for o in outcomes])
     else:
@@ -130,6 +135,23 @@ def adapters_export(peft_dir, base, out) -> None:
     except ImportError as exc:
         raise CopeError(f"exporting needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
     click.echo(f"wrote {export_peft_dir(peft_dir, base, out)}")
+
+
+@cli.command()
+@click.argument("action", type=click.Choice(["install", "remove", "status"]), default="status")
+@click.option("--json", "as_json", is_flag=True)
+def schedule(action, as_json) -> None:
+    """The nightly retrain: a systemd user timer (Linux) or a launchd agent (macOS)."""
+    from . import schedule as scheduling
+
+    scheduling.require_posix()
+    result = {"install": scheduling.install, "remove": scheduling.remove, "status": scheduling.status}[action]()
+    if as_json:
+        emit_json(result.__dict__)
+    else:
+        click.echo(result.message)
+        for path in result.files:
+            click.echo(f"  {path}")
 
 
 @cli.group()

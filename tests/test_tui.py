@@ -171,3 +171,39 @@ async def test_eval_tab_runs_an_evaluation(with_history, tmp_path):
         await pilot.click("#eval-run")
         await wait_for(pilot, lambda: not app.query_one("#eval-run").disabled, timeout=300)
         assert (with_history / "eval" / "lamp" / "results.json").exists()
+
+
+async def test_nightly_schedule_switch_writes_and_removes_the_timer(with_history, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    timer = tmp_path / "config" / "systemd" / "user" / "cope-local-train.timer"
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "adapters"
+        await pilot.pause()
+        switch = app.query_one("#schedule")
+        assert switch.value is False
+        switch.value = True
+        await pilot.pause()
+        assert "OnCalendar=*-*-* 03:00:00" in timer.read_text()
+        switch.value = False
+        await pilot.pause()
+        assert not timer.exists()
+
+
+async def test_settings_choose_model_and_threads(with_history):
+    from cope_local.models import EMBEDDED_NAME, embedded_model_path
+
+    with Store.open(ensure_home(with_history)) as store:
+        from cope_local import models
+
+        models.add(store, embedded_model_path(), "smol-copy")
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "settings"
+        await pilot.pause()
+        assert app.query_one("#settings-model").value == EMBEDDED_NAME
+        app.query_one("#settings-model").value = "smol-copy"
+        app.query_one("#settings-threads", Input).value = "2"
+        await pilot.click("#settings-save")
+    with Store.open(ensure_home(with_history)) as store:
+        assert store.setting("model") == "smol-copy" and store.setting("threads") == "2"

@@ -1,5 +1,5 @@
 """The Adapters & training tab: each adapter version with its metrics, Retrain now (in the
-background, with live progress), rollback."""
+background, with live progress), rollback, and the nightly schedule on/off."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import json
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Label, ProgressBar, Select
+from textual.widgets import Button, DataTable, Label, ProgressBar, Select, Switch
 from textual.worker import get_current_worker
 
-from cope_local import adapter_versions
+from cope_local import adapter_versions, schedule
 from cope_local.errors import CopeError
 from cope_local.tasks import registry
 
@@ -32,8 +32,9 @@ class AdaptersPane(Vertical):
             yield Label("idle", id="training-stage")
             yield ProgressBar(total=1, show_eta=False, id="training-bar")
         yield DataTable(id="adapter-table", cursor_type="row", zebra_stripes=True)
-        yield Label("Nightly retraining: cope schedule is not part of this version yet; run cope train from cron.",
-                    id="schedule-note")
+        with Horizontal(id="schedule-row"):
+            yield Label("Retrain every night (only what changed)", id="schedule-label")
+            yield Switch(value=schedule.status().installed, id="schedule")
 
     def on_mount(self) -> None:
         self.query_one("#adapter-table", DataTable).add_columns("profile", "task", "kind", "version", "active", "trained", "items")
@@ -55,6 +56,11 @@ class AdaptersPane(Vertical):
         for name, task, kind, version, active, created, metrics in rows:
             table.add_row(name, task, kind, f"v{version}", "●" if active else "", created[:16].replace("T", " "),
                           str(json.loads(metrics).get("items", "")))
+
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        if event.switch.id == "schedule":
+            result = schedule.install() if event.value else schedule.remove()
+            self.app.notify(result.message)
 
     def selection(self) -> tuple[str, str | None]:
         profile = self.query_one("#adapter-profile", Select).value
