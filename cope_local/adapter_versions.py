@@ -43,6 +43,16 @@ def versions(store: Store, task: str, kind: str, profile_id: int | None) -> list
     return [_row(r) for r in rows]
 
 
+def listing(store: Store, profile_id: int | None = None) -> list[tuple[str, AdapterVersion]]:
+    """(owner, version) for every adapter, or one person's; TAM adapters belong to no one."""
+    where, params = ("WHERE a.profile_id = ?", [profile_id]) if profile_id is not None else ("", [])
+    rows = store.conn.execute(
+        f"""SELECT ifnull(p.name, '(task adapter)'), {', '.join('a.' + c for c in _COLUMNS.split(', '))}
+            FROM adapters a LEFT JOIN profiles p ON p.id = a.profile_id {where}
+            ORDER BY 1, a.task, a.kind, a.version DESC""", params)
+    return [(row[0], _row(row[1:])) for row in rows]
+
+
 def active(store: Store, task: str, kind: str, profile_id: int | None) -> AdapterVersion | None:
     return next((v for v in versions(store, task, kind, profile_id) if v.active), None)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
+from . import adapter_versions
 from .cli import cli, emit_json, open_store
 from .errors import CopeError
 from .tasks import registry
@@ -96,12 +96,10 @@ def adapters() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def adapters_list(profile, as_json) -> None:
     with open_store() as store:
-        where, params = ("WHERE a.profile_id = ?", [store.profile_id(profile)]) if profile else ("", [])
-        rows = store.conn.execute(
-            f"""SELECT ifnull(p.name, '(task adapter)'), a.task, a.kind, a.version, a.active, a.created_at, a.metrics, a.gguf_path
-                FROM adapters a LEFT JOIN profiles p ON p.id = a.profile_id {where} ORDER BY 1, 2, 3, 4""", params).fetchall()
-    found = [{"profile": r[0], "task": r[1], "kind": r[2], "version": r[3], "active": bool(r[4]), "created_at": r[5],
-              "metrics": json.loads(r[6]), "path": r[7]} for r in rows]
+        rows = sorted(adapter_versions.listing(store, store.profile_id(profile) if profile else None),
+                      key=lambda pair: (pair[0], pair[1].task, pair[1].kind, pair[1].version))
+    found = [{"profile": owner, "task": v.task, "kind": v.kind, "version": v.version, "active": v.active,
+              "created_at": v.created_at, "metrics": v.metrics, "path": str(v.gguf_path)} for owner, v in rows]
     if as_json:
         emit_json(found)
         return
@@ -117,8 +115,6 @@ def adapters_list(profile, as_json) -> None:
 @click.option("--task", "-t", required=True, type=click.Choice(sorted(registry())))
 def adapters_rollback(profile, task) -> None:
     """Make the previous version of PROFILE's adapter for TASK active again."""
-    from . import adapter_versions
-
     with open_store() as store:
         chosen = adapter_versions.rollback(store, task, "user", store.profile_id(profile))
     click.echo(f"active: {profile} [{task}] v{chosen.version}")

@@ -3,8 +3,6 @@ background, with live progress), rollback, and the nightly schedule on/off."""
 
 from __future__ import annotations
 
-import json
-
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -50,12 +48,9 @@ class AdaptersPane(Vertical):
             select.value = current
         table = self.query_one("#adapter-table", DataTable)
         table.clear()
-        rows = store.conn.execute(
-            """SELECT ifnull(p.name, '(task)'), a.task, a.kind, a.version, a.active, a.created_at, a.metrics
-               FROM adapters a LEFT JOIN profiles p ON p.id = a.profile_id ORDER BY 1, 2, 3, 4 DESC""").fetchall()
-        for name, task, kind, version, active, created, metrics in rows:
-            table.add_row(name, task, kind, f"v{version}", "●" if active else "", created[:16].replace("T", " "),
-                          str(json.loads(metrics).get("items", "")))
+        for owner, v in adapter_versions.listing(store):
+            table.add_row(owner, v.task, v.kind, f"v{v.version}", "●" if v.active else "",
+                          v.created_at[:16].replace("T", " "), str(v.metrics.get("items", "")))
 
     def on_switch_changed(self, event: Switch.Changed) -> None:
         if event.switch.id == "schedule":
