@@ -50,7 +50,7 @@ class Store:
 
     def __init__(self, conn: sqlite3.Connection, home: Home):
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self.db = sqlite_utils.Database(conn)  # dict rows for reads; writes go through transaction()
         self.home = home
 
     @classmethod
@@ -112,16 +112,17 @@ class Store:
         return self.profile_id(name)
 
     def profiles(self) -> list[dict]:
-        rows = self.conn.execute(
-            """SELECT p.name, p.kind, p.created_at, w.task, count(w.id)
+        rows = self.db.query(
+            """SELECT p.name, p.kind, p.created_at, w.task, count(w.id) AS count
                FROM profiles p LEFT JOIN writings w ON w.profile_id = p.id
                GROUP BY p.id, w.task ORDER BY p.name, w.task"""
-        ).fetchall()
+        )
         found: dict[str, dict] = {}
-        for name, kind, created, task, count in rows:
-            entry = found.setdefault(name, {"name": name, "kind": kind, "created_at": created, "tasks": {}})
-            if task is not None:
-                entry["tasks"][task] = count
+        for row in rows:
+            entry = found.setdefault(row["name"], {"name": row["name"], "kind": row["kind"],
+                                                   "created_at": row["created_at"], "tasks": {}})
+            if row["task"] is not None:
+                entry["tasks"][row["task"]] = row["count"]
         return list(found.values())
 
     # -- writings ---------------------------------------------------------------------------
