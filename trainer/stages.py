@@ -4,7 +4,6 @@ TAM, OPPU SFT, Best-of-K negatives from π_base, DPO against π_base."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from cope_local.tasks import Task
 from . import loop
 from .data import Encoder, Example, collate, response_logprobs
 from .export import export_adapter
-from .loading import Device, load_base, pick_device
+from .loading import Device, cpu_threads, load_base, pick_device
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ class Workbench:
             return json.loads(out_file.read_text())
         rng = np.random.default_rng(seed)
         sampling = Sampling(temperature=1.0, top_p=0.95)
-        threads = max(1, os.cpu_count() or 1)
+        threads = cpu_threads()
         with Engine(self.gguf_path, n_threads=threads) as engine:
             base_set = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
             user_set = [*base_set, (engine.adapter(user_gguf), 1.0)]
