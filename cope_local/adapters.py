@@ -27,17 +27,22 @@ def write_lora_gguf(path: Path, architecture: str, pairs: dict[str, tuple[np.nda
 
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    writer = gguf.GGUFWriter(str(partial), arch=architecture)
-    writer.add_string("general.type", "adapter")
-    writer.add_string("adapter.type", "lora")
-    writer.add_name(name)
-    for base_name, (a, b) in sorted(pairs.items()):
-        writer.add_tensor(base_name + SUFFIX_A, np.ascontiguousarray(a, dtype=np.float32))
-        writer.add_tensor(base_name + SUFFIX_B, np.ascontiguousarray(b, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    try:
+        writer = gguf.GGUFWriter(str(partial), arch=architecture)
+        writer.add_string("general.type", "adapter")
+        writer.add_string("adapter.type", "lora")
+        writer.add_name(name)
+        for base_name, (a, b) in sorted(pairs.items()):
+            writer.add_tensor(base_name + SUFFIX_A, np.ascontiguousarray(a, dtype=np.float32))
+            writer.add_tensor(base_name + SUFFIX_B, np.ascontiguousarray(b, dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    except OSError as exc:  # typically a full disk
+        partial.unlink(missing_ok=True)
+        raise CopeError(f"cannot write the adapter {path}: {exc.strerror or exc}",
+                        hint="free some disk space and run cope train again; the active adapter is unchanged") from exc
     os.chmod(partial, PRIVATE_FILE)
     os.replace(partial, path)
 

@@ -245,7 +245,7 @@ def models_default(name) -> None:
 cli.add_command(models_command, "models")
 
 
-from . import cli_jobs  # noqa: E402,F401  (registers train, eval, adapters, bench on `cli`)
+from . import cli_data, cli_jobs  # noqa: E402,F401  (register their commands on `cli`)
 
 
 def main() -> None:

@@ -146,6 +146,15 @@ def markdown_table(summary: dict, labels: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def whiskers(summary: dict) -> dict[str, tuple[float, float]]:
+    """Per method, (below, above) its mean: the 95 % CI of its difference from TAM."""
+    found = {}
+    for method, entry in summary.items():
+        d = entry.get("vs_tam")
+        found[method] = (max(0.0, d["diff"] - d["ci95"][0]), max(0.0, d["ci95"][1] - d["diff"])) if d else (0.0, 0.0)
+    return found
+
+
 def chart(summary: dict, labels: dict[str, str], out: Path) -> Path:
     import matplotlib
 
@@ -153,15 +162,10 @@ def chart(summary: dict, labels: dict[str, str], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     methods = list(summary)
-    values = [summary[m]["rougeL"] for m in methods]
-    errors = [[0.0] * len(methods), [0.0] * len(methods)]
-    for i, m in enumerate(methods):
-        d = summary[m].get("vs_tam")
-        if d:  # whiskers: the CI of the difference from TAM, drawn around the method's mean
-            errors[0][i] = max(0.0, d["diff"] - d["ci95"][0])
-            errors[1][i] = max(0.0, d["ci95"][1] - d["diff"])
+    spans = whiskers(summary)
+    errors = [[spans[m][0] for m in methods], [spans[m][1] for m in methods]]
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar([labels.get(m, m) for m in methods], values, yerr=errors, capsize=4, color="#4c78a8")
+    ax.bar([labels.get(m, m) for m in methods], [summary[m]["rougeL"] for m in methods], yerr=errors, capsize=4, color="#4c78a8")
     ax.set_ylabel("ROUGE-L F1")
     ax.set_title("ROUGE-L per method (whiskers: 95 % CI of the difference from TAM)")
     plt.xticks(rotation=20)
@@ -169,3 +173,21 @@ def chart(summary: dict, labels: dict[str, str], out: Path) -> Path:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def text_chart(summary: dict, labels: dict[str, str], width: int = 40) -> str:
+    """The same chart for a terminal: a bar per method, ├─┤ the whiskers, on one shared scale."""
+    spans = whiskers(summary)
+    top = max((e["rougeL"] + spans[m][1] for m, e in summary.items()), default=0.0) or 1.0
+    cell = lambda value: min(width - 1, max(0, round(value / top * (width - 1))))  # noqa: E731
+    lines = []
+    for method, entry in summary.items():
+        value = entry["rougeL"]
+        canvas = ["█" if i < cell(value) else " " for i in range(width)]
+        low, high = cell(value - spans[method][0]), cell(value + spans[method][1])
+        if high > low:
+            for i in range(low + 1, high):
+                canvas[i] = "─" if canvas[i] == " " else canvas[i]
+            canvas[low], canvas[high] = "├", "┤"
+        lines.append(f"{labels.get(method, method)[:16]:<16} {''.join(canvas)} {value:.3f}")
+    return "\n".join(lines)

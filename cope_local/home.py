@@ -34,10 +34,27 @@ class Home:
 
 
 def home_root() -> Path:
+    """COPE_HOME, else the folder chosen in the app's settings, else the platform's data folder."""
     override = os.environ.get("COPE_HOME")
     if override:
         return Path(override).expanduser()
+    chosen = _chosen_file()
+    if chosen.exists() and chosen.read_text(encoding="utf-8").strip():
+        return Path(chosen.read_text(encoding="utf-8").strip())
     return Path(platformdirs.user_data_dir("cope-local", appauthor=False))
+
+
+def remember_home_root(root: Path) -> None:
+    """Make `root` the data folder of every later run (COPE_HOME still wins when set)."""
+    chosen = _chosen_file()
+    chosen.parent.mkdir(parents=True, exist_ok=True)
+    partial = chosen.with_name(chosen.name + ".partial")
+    partial.write_text(str(root.expanduser().resolve()) + "\n", encoding="utf-8")
+    os.replace(partial, chosen)
+
+
+def _chosen_file() -> Path:
+    return Path(platformdirs.user_config_dir("cope-local", appauthor=False)) / "data-folder"
 
 
 def ensure_home(root: Path | None = None) -> Home:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 
+from .database import Connection, Error
 from .errors import CopeError
 
 _NAME = re.compile(r"^(\d{4})_(\w+)\.sql$")
@@ -32,7 +32,7 @@ def available() -> list[Migration]:
     return found
 
 
-def applied(conn: sqlite3.Connection) -> list[int]:
+def applied(conn: Connection) -> list[int]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations "
         "(number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -40,7 +40,7 @@ def applied(conn: sqlite3.Connection) -> list[int]:
     return [row[0] for row in conn.execute("SELECT number FROM _migrations ORDER BY number")]
 
 
-def upgrade(conn: sqlite3.Connection, upto: int | None = None) -> list[Migration]:
+def upgrade(conn: Connection, upto: int | None = None) -> list[Migration]:
     """Bring the schema up to `upto` (default: the newest); returns the migrations it ran."""
     done = set(applied(conn))
     known = available()
@@ -59,7 +59,7 @@ def upgrade(conn: sqlite3.Connection, upto: int | None = None) -> list[Migration
     return ran
 
 
-def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
+def _apply(conn: Connection, migration: Migration) -> None:
     # executescript() commits first, so BEGIN/COMMIT go inside the script; DDL is transactional.
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record = (
@@ -68,7 +68,7 @@ def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
     )
     try:
         conn.executescript(f"BEGIN;\n{migration.sql}\n{record}\nCOMMIT;")
-    except sqlite3.Error as exc:
+    except Error as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise CopeError(f"migration {migration.number:04d}_{migration.name} failed: {exc}") from exc

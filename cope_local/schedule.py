@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CopeError
+from .keys import usable_keyring
 
 NAME = "cope-local-train"
 LAUNCHD_LABEL = "io.cope-local.train"
@@ -104,6 +105,9 @@ def install() -> ScheduleStatus:
     else:
         loaded = _manager("daemon-reload") and _manager("enable", "--now", f"{NAME}.timer")
     message = "nightly retrain scheduled" if loaded else "unit files written; load them when a user session is available"
+    if usable_keyring() is None:  # the job cannot ask for the passphrase, and it is never written to disk
+        message += ("; no OS keyring here, so the job needs COPE_PASSPHRASE in its environment "
+                    "(e.g. `systemctl --user set-environment COPE_PASSPHRASE=…` after each login)")
     return ScheduleStatus(True, loaded, written, message)
 
 

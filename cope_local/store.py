@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,11 +11,9 @@ from typing import Iterator
 
 import sqlite_utils
 
-from . import migrate
+from . import database, keys, migrate
 from .errors import CopeError
 from .home import Home, create_private_file, ensure_home
-
-BUSY_TIMEOUT_MS = 10_000
 
 
 def utc_now() -> str:
@@ -48,28 +45,34 @@ class Writing:
 class Store:
     """One open database. Several processes may hold one (WAL + busy timeout)."""
 
-    def __init__(self, conn: sqlite3.Connection, home: Home):
+    def __init__(self, conn: database.Connection, home: Home, key: keys.DatabaseKey):
         self.conn = conn
+        self.key = key  # kept for backups and restores (which use the same key)
         self.db = sqlite_utils.Database(conn)  # dict rows for reads; writes go through transaction()
         self.home = home
 
     @classmethod
     def open(cls, home: Home | None = None, upto: int | None = None) -> "Store":
         home = home or ensure_home()
-        if not home.db_path.exists():
-            create_private_file(home.db_path)
+        path = home.db_path
+        new = not path.exists() or path.stat().st_size == 0
+        plaintext = not new and database.is_plaintext(path)
+        key = keys.database_key(path, new=new or plaintext)
+        if new:
+            create_private_file(path)
         try:
-            conn = sqlite3.connect(home.db_path, timeout=BUSY_TIMEOUT_MS / 1000)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if plaintext:
+                database.encrypt_in_place(path, key)
+            conn = database.connect(path, key)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA foreign_keys = ON")
             migrate.upgrade(conn, upto=upto)
-        except sqlite3.DatabaseError as exc:
+        except database.DatabaseError as exc:
             raise CopeError(
                 f"cannot open the database {home.db_path}: {exc}",
                 hint="restore it from a backup, or move it aside to start a new one",
             ) from exc
-        return cls(conn, home)
+        return cls(conn, home, key)
 
     def close(self) -> None:
         self.conn.close()
@@ -81,7 +84,7 @@ class Store:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[database.Connection]:
         """All or nothing: a crash or exception inside leaves the database as it was."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:

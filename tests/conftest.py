@@ -1,15 +1,61 @@
+import importlib.util
 import json
+import os
+import tempfile
+from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
+# The network guard first, before any library can keep a reference to the real socket class.
+_guard = importlib.util.spec_from_file_location("no_network", Path(__file__).parent / "no_network" / "sitecustomize.py")
+_guard.loader.exec_module(importlib.util.module_from_spec(_guard))
 
-from cope_local import adapter_versions
-from cope_local.bench.fixtures import random_lora
-from cope_local.cli import cli
-from cope_local.engine.engine import Engine
-from cope_local.models import embedded, embedded_model_path
-from cope_local.home import ensure_home
-from cope_local.store import Store
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from cope_local import adapter_versions, database, keys  # noqa: E402
+from cope_local.bench.fixtures import random_lora  # noqa: E402
+from cope_local.cli import cli  # noqa: E402
+from cope_local.engine.engine import Engine  # noqa: E402
+from cope_local.models import embedded, embedded_model_path  # noqa: E402
+from cope_local.home import ensure_home  # noqa: E402
+from cope_local.store import Store  # noqa: E402
+
+# The environment every test and every `cope` subprocess runs in (subprocesses inherit it):
+# - every store is encrypted with a key kept in a file-backed test keyring they all share;
+# - no internet socket can be opened (tests/no_network/sitecustomize.py), and attempts are logged.
+TESTS = Path(__file__).parent
+SCRATCH = Path(tempfile.mkdtemp(prefix="cope-tests-"))
+NET_LOG = SCRATCH / "network-attempts.log"
+os.environ["PYTHON_KEYRING_BACKEND"] = "file_keyring.FileKeyring"
+os.environ["COPE_TEST_KEYRING"] = str(SCRATCH / "keyring.json")
+os.environ["COPE_TEST_NET_LOG"] = str(NET_LOG)
+os.environ["XDG_CONFIG_HOME"] = str(SCRATCH / "config")  # the app's remembered data folder, systemd units
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS / "no_network"), str(TESTS), os.environ.get("PYTHONPATH")]))
+os.environ.pop("COPE_PASSPHRASE", None)
+
+
+@pytest.fixture(autouse=True)
+def no_network_attempts():
+    """Fails any test during which something (here or in a subprocess) tried to reach the network."""
+    NET_LOG.unlink(missing_ok=True)
+    yield
+    attempts = NET_LOG.read_text() if NET_LOG.exists() else ""
+    assert not attempts, "a network access was attempted:\n" + attempts
+
+
+def raw_connection(db_path, key_of=None):
+    """A plain DB-API connection to an encrypted store (or a backup of `key_of`), for checks below the Store API."""
+    return database.connect(db_path, keys.database_key(key_of or db_path, new=False))
+
+
+def dump(db_path) -> list:
+    """Integrity-checked schema and every row of every table (SQLCipher has no iterdump)."""
+    conn = raw_connection(db_path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        tables = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+        return tables + [(name, sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)) for name, _ in tables]
+    finally:
+        conn.close()
 
 
 @pytest.fixture

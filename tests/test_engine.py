@@ -8,6 +8,8 @@ import pytest
 from cope_local.adapters import write_lora_gguf
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, Plan
+from cope_local.engine.llama import Context
+from cope_local.engine.sampling import sample_continuations, score_continuations
 from cope_local.errors import CopeError
 from cope_local.gguf_header import read_header
 from cope_local.models import embedded_model_path
@@ -53,6 +55,31 @@ def test_sampling_is_reproducible_with_a_seed(engine, lora_files):
     assert first == again
     others = {tuple(s.token for s in engine.generate(prompt, Plan(user=()), 16, sampling, seed=k)) for k in range(4)}
     assert len(others) > 1
+
+
+def test_samples_of_several_prompts_in_one_context_score_as_each_alone(engine, lora_files):
+    """Negative mining's batched sampling: each sample's log-probability agrees with scoring it
+    alone in a one-prompt context (batching changes llama.cpp's quantized sums slightly only)."""
+    prompts = [prompt_tokens(engine, article) for article in ARTICLES[:4]]
+    adapters = [(engine.adapter(lora_files["tam"]), 1.0)]
+    group = Context(engine.model, adapters, n_ctx=4096, n_seq_max=3 * len(prompts))
+    single = Context(engine.model, adapters, n_ctx=1024, n_seq_max=3)
+    try:
+        drawn = sample_continuations(group, prompts, 3, [12, 6, 12, 9], Sampling(temperature=1.0, top_p=0.95),
+                                     np.random.default_rng(0))
+        assert [len(samples) for samples in drawn] == [3, 3, 3, 3]
+        assert all(len(tokens) <= limit for samples, limit in zip(drawn, [12, 6, 12, 9]) for tokens, _ in samples)
+        rescored = score_continuations(group, prompts, [[t for t, _ in samples] for samples in drawn])
+        for prompt, samples, batched in zip(prompts, drawn, rescored):
+            [alone] = score_continuations(single, [prompt], [[t for t, _ in samples]])
+            for (tokens, sampled_logp), together, apart in zip(samples, batched, alone):
+                # Sampling steps one token per sequence, as scoring alone does here: the same sums.
+                # Scoring many tokens in one big batch takes other quantized kernels: ≈ .05/token apart.
+                assert sampled_logp == pytest.approx(apart, abs=0.01 * len(tokens))
+                assert together == pytest.approx(apart, abs=0.1 * len(tokens))
+    finally:
+        group.close()
+        single.close()
 
 
 def truncated(path, tmp_path):

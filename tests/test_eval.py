@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cope_local.errors import CopeError
-from cope_local.evaluation import load, paired_bootstrap, rouge, split, summarise
+from cope_local.evaluation import load, paired_bootstrap, rouge, split, summarise, text_chart
 from cope_local.tasks import get_task
 
 WORDS = ["council", "bikes", "rain", "bakery", "museum", "eggs", "robot", "library", "bridge", "owls", "zoo", "market"]
@@ -58,6 +58,9 @@ def test_rouge_and_bootstrap():
     rows = [{"key": k, "method": m, "rouge1": v, "rougeL": v} for k in "abc" for m, v in (("tam", 0.2), ("cope", 0.3))]
     summary = summarise(rows, ["tam", "cope"])
     assert summary["cope"]["vs_tam"]["diff"] == pytest.approx(0.1)
+    tam_line, cope_line = text_chart(summary, {"tam": "TAM", "cope": "CoPe"}, width=31).splitlines()
+    assert tam_line.count("█") == 20 and cope_line.count("█") == 30  # one scale: 0.2 vs 0.3
+    assert cope_line.endswith("0.300")
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,14 +10,7 @@ import time
 from cope_local.home import ensure_home
 from cope_local.store import Store
 
-
-def dump(db_path):
-    conn = sqlite3.connect(db_path)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        return list(conn.iterdump())
-    finally:
-        conn.close()
+from conftest import dump
 
 
 def test_kill_mid_import_leaves_the_db_unchanged(cope_home, tmp_path):

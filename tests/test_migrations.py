@@ -1,6 +1,5 @@
 """The schema only changes through numbered migrations; each step's exact schema is pinned."""
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,11 +9,13 @@ from cope_local.errors import CopeError
 from cope_local.home import ensure_home
 from cope_local.store import Store
 
+from conftest import raw_connection
+
 SNAPSHOTS = Path(__file__).parent / "schema"
 STEPS = [m.number for m in migrate.available()]
 
 
-def schema(conn: sqlite3.Connection) -> str:
+def schema(conn) -> str:
     rows = conn.execute(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
         "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'writings_fts_%' ORDER BY type, name"
@@ -49,7 +50,7 @@ def test_a_database_from_every_earlier_step_upgrades_to_the_newest(tmp_path, ste
 def test_a_database_from_a_newer_version_is_refused(tmp_path):
     home = ensure_home(tmp_path)
     Store.open(home).close()
-    conn = sqlite3.connect(home.db_path)
+    conn = raw_connection(home.db_path)
     conn.execute("INSERT INTO _migrations VALUES (999, 'future', 'then')")
     conn.commit()
     conn.close()
@@ -61,7 +62,7 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path):
     home = ensure_home(tmp_path)
     Store.open(home, upto=1).close()
     broken = migrate.Migration(2, "broken", "CREATE TABLE half (x); SELECT no_such_function();")
-    conn = sqlite3.connect(home.db_path)
+    conn = raw_connection(home.db_path)
     with pytest.raises(CopeError, match="0002_broken failed"):
         migrate._apply(conn, broken)
     assert "half" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}

@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from textual.widgets import DataTable, Input, Label, TextArea
+from textual.widgets import Button, DataTable, Input, Label, TextArea
 
 from conftest import register_adapters
 from cope_local.home import ensure_home
@@ -117,6 +117,22 @@ async def test_history_search_delete_and_import(with_history, tmp_path):
         assert len(rows(app)) == 3
 
 
+async def test_a_running_import_can_be_cancelled_and_stores_nothing(with_history, tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_text("text,title\n" + "".join(f"Article number {i}.,Headline {i}\n" for i in range(200_000)))
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "history"
+        app.query_one("#import-path", Input).value = str(big)
+        app.query_one("#import-profile", Input).value = "ann"
+        app.query_one("#import", Button).press()
+        await wait_for(pilot, lambda: str(app.query_one("#import", Button).label) == "Cancel")
+        app.query_one("#import", Button).press()  # the same button now cancels
+        await wait_for(pilot, lambda: "cancelled" in str(app.query_one("#import-report").render()))
+        assert str(app.query_one("#import", Button).label) == "Import"
+        assert len(app.store.writings()) == 3
+
+
 async def test_adapters_list_and_rollback(with_history, lora_files):
     with Store.open(ensure_home(with_history)) as store:
         for path in (lora_files["tam"], lora_files["user"]):
@@ -171,6 +187,7 @@ async def test_eval_tab_runs_an_evaluation(with_history, tmp_path):
         await pilot.click("#eval-run")
         await wait_for(pilot, lambda: not app.query_one("#eval-run").disabled, timeout=300)
         assert (with_history / "eval" / "lamp" / "results.json").exists()
+        assert "█" in app.query_one("#eval-results").source  # the chart, drawn in the terminal
 
 
 async def test_nightly_schedule_switch_writes_and_removes_the_timer(with_history, tmp_path, monkeypatch):
@@ -207,3 +224,21 @@ async def test_settings_choose_model_and_threads(with_history):
         await pilot.click("#settings-save")
     with Store.open(ensure_home(with_history)) as store:
         assert store.setting("model") == "smol-copy" and store.setting("threads") == "2"
+
+
+async def test_settings_switch_the_data_folder(with_history, tmp_path, monkeypatch):
+    from cope_local.home import home_root
+
+    app = app_for(with_history)
+    other = tmp_path / "elsewhere"
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "settings"
+        await pilot.pause()
+        assert app.query_one("#settings-home", Input).value == str(with_history)
+        app.query_one("#settings-home", Input).value = str(other)
+        await pilot.click("#settings-save")
+        await pilot.pause()
+        assert app.home.root == other and app.store.profiles() == []
+        assert (other / "cope.db").exists()
+    monkeypatch.delenv("COPE_HOME")
+    assert home_root() == other.resolve()  # remembered for the next start

@@ -48,24 +48,47 @@ def batches(items: list, batch_size: int, seed: int, epoch: int) -> list[list]:
     return [[items[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
 
 
-def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ids, attention mask, and labels that score the response only."""
+def collate(examples: list[Example], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """LEFT-padded ids, so every response ends at the last position; positions start at 0 at each
+    row's first real token (as llama.cpp counts them); labels score the response only."""
     length = max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
     ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), length), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), length), dtype=torch.long)
+    positions = torch.zeros((len(examples), length), dtype=torch.long)
     for row, example in enumerate(examples):
         sequence = example.prompt_ids + example.response_ids
-        ids[row, : len(sequence)] = torch.tensor(sequence)
-        mask[row, : len(sequence)] = 1
-        labels[row, len(example.prompt_ids): len(sequence)] = torch.tensor(example.response_ids)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        start = length - len(sequence)
+        ids[row, start:] = torch.tensor(sequence)
+        mask[row, start:] = 1
+        positions[row, start:] = torch.arange(len(sequence))
+        labels[row, length - len(example.response_ids):] = torch.tensor(example.response_ids)
+    tensors = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
+    return {name: tensor.to(device) for name, tensor in tensors.items()}
+
+
+def _response_token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p of each response token and which entries are real. The vocabulary projection and its
+    softmax run only over the final positions that predict a response token: with left padding
+    that is a short tail, instead of every prompt position too (most of the work otherwise)."""
+    labels = batch["labels"]
+    length = labels.shape[1]
+    first = int((labels != IGNORE).any(0).nonzero()[0])
+    start = max(first - 1, 0)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"], logits_to_keep=length - start).logits[:, :-1].float()
+    targets = labels[:, start + 1:]
+    picked = torch.gather(torch.log_softmax(logits, -1), 2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return picked, targets != IGNORE
 
 
 def response_logprobs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Σ log p(response tokens) per row."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
-    labels = batch["labels"][:, 1:]
-    mask = labels != IGNORE
-    picked = torch.gather(torch.log_softmax(logits, -1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * mask).sum(-1)
+    picked, real = _response_token_logprobs(model, batch)
+    return (picked * real).sum(-1)
+
+
+def response_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy over the batch's response tokens (what transformers' loss computes)."""
+    picked, real = _response_token_logprobs(model, batch)
+    return -(picked * real).sum() / real.sum()

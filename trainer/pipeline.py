@@ -247,14 +247,14 @@ class Job:
         inputs, output = row
         example = bench.encoder.example(task, inputs, output)
         with torch.no_grad():
-            tensors = {k: v.to(bench.device.torch) for k, v in collate([example], bench.pad_id).items()}
+            tensors = collate([example], bench.pad_id, bench.device.torch)
             torch_logp = float(response_logprobs(model, tensors)[0])
         with Engine(self.model.path) as engine:
             user_set = ((tam_gguf, 1.0),) if tam_gguf else ()
             user_set = (*user_set, (adapter, 1.0))
             draft = [s.token for s in engine.generate(example.prompt_ids, Plan(user=user_set), 24)]
             ctx = Context(engine.model, [(engine.adapter(p), s) for p, s in user_set])
-            [llama_logp] = score_continuations(ctx, example.prompt_ids, [example.response_ids])
+            [[llama_logp]] = score_continuations(ctx, [example.prompt_ids], [[example.response_ids]])
             ctx.close()
         gap = abs(torch_logp - llama_logp) / len(example.response_ids)
         if not draft:

@@ -20,7 +20,7 @@ from cope_local.gguf_header import read_header
 from cope_local.tasks import Task
 
 from . import loop
-from .data import Encoder, Example, collate, response_logprobs
+from .data import Encoder, Example, collate, response_logprobs, response_loss
 from .export import export_adapter
 from .loading import Device, cpu_threads, load_base, pick_device
 
@@ -46,6 +46,8 @@ DPO_HYPER = {"lamp": loop.Hyper(epochs=2, lr=5e-6, batch_size=4, max_grad_norm=0
              "longlamp": loop.Hyper(epochs=1, lr=5e-6, batch_size=4, max_grad_norm=0.3)}
 DPO_BETA = {"lamp": 3.0, "longlamp": 0.05}
 NEGATIVES_K = 3
+NEGATIVES_GROUP = 8  # items sampled together in one context (K sequences each)
+NEGATIVES_CTX = 8192
 
 
 class Workbench:
@@ -66,9 +68,8 @@ class Workbench:
 
     def sft_loss(self, model):
         def loss(batch: list[Example]):
-            tensors = {k: v.to(self.device.torch) for k, v in collate(batch, self.pad_id).items()}
-            out = model(**tensors)
-            return out.loss, int(tensors["attention_mask"].sum())  # tokens processed, prompt included
+            tensors = collate(batch, self.pad_id, self.device.torch)
+            return response_loss(model, tensors), int(tensors["attention_mask"].sum())  # tokens processed, prompt included
         return loss
 
     # -- TAM ---------------------------------------------------------------------------------
@@ -114,25 +115,32 @@ class Workbench:
         rng = np.random.default_rng(seed)
         sampling = Sampling(temperature=1.0, top_p=0.95)
         threads = cpu_threads()
+        items = []
+        for inputs, output in rows:
+            real = self.encoder.example(task, inputs, output).response_ids
+            limit = min(max_tokens, max(8, int(len(real) * 1.5)))  # negatives about as long as the real one
+            items.append((inputs, output, self.encoder.prompt_ids(task, inputs), limit))
         with Engine(self.gguf_path, n_threads=threads) as engine:
             base_set = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
             user_set = [*base_set, (engine.adapter(user_gguf), 1.0)]
-            base_ctx = Context(engine.model, base_set, n_threads=threads, n_seq_max=NEGATIVES_K)
-            user_ctx = Context(engine.model, user_set, n_threads=threads, n_seq_max=NEGATIVES_K)
-            pairs = []
+            slots = NEGATIVES_K * NEGATIVES_GROUP
+            base_ctx = Context(engine.model, base_set, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=slots)
+            user_ctx = Context(engine.model, user_set, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=slots)
+            pairs, done = [], 0
             try:
-                for index, (inputs, output) in enumerate(rows):
-                    prompt = self.encoder.prompt_ids(task, inputs)
-                    real = self.encoder.example(task, inputs, output).response_ids
-                    limit = min(max_tokens, max(8, int(len(real) * 1.5)))  # negatives about as long as the real one
-                    samples = [(s, lp) for s, lp in sample_continuations(base_ctx, prompt, NEGATIVES_K, limit, sampling, rng) if s]
-                    if samples:
-                        user_scores = score_continuations(user_ctx, prompt, [s for s, _ in samples])
-                        reward, worst = min((u - b, s) for (s, b), u in zip(samples, user_scores))
-                        text = b"".join(engine.model.piece(t) for t in worst).decode("utf-8", errors="replace")
-                        pairs.append({"inputs": inputs, "chosen": output, "rejected": text, "reward": reward})
+                for group in _groups(items, NEGATIVES_GROUP, NEGATIVES_CTX):
+                    prompts = [prompt for _, _, prompt, _ in group]
+                    drawn = sample_continuations(base_ctx, prompts, NEGATIVES_K, [limit for *_, limit in group], sampling, rng)
+                    drawn = [[(s, lp) for s, lp in samples if s] for samples in drawn]
+                    user_scores = score_continuations(user_ctx, prompts, [[s for s, _ in samples] for samples in drawn])
+                    for (inputs, output, _, _), samples, scores in zip(group, drawn, user_scores):
+                        if samples:
+                            reward, worst = min((u - b, s) for (s, b), u in zip(samples, scores))
+                            text = b"".join(engine.model.piece(t) for t in worst).decode("utf-8", errors="replace")
+                            pairs.append({"inputs": inputs, "chosen": output, "rejected": text, "reward": reward})
+                    done += len(group)
                     if progress:
-                        progress(index + 1, len(rows), 0.0)
+                        progress(done, len(rows), 0.0)
             finally:
                 base_ctx.close()
                 user_ctx.close()
@@ -153,7 +161,7 @@ class Workbench:
         index = {id(item): i for i, item in enumerate(items)}
 
         def loss(batch):
-            tensors = {k: v.to(self.device.torch) for k, v in collate([g for g, _ in batch] + [b for _, b in batch], self.pad_id).items()}
+            tensors = collate([g for g, _ in batch] + [b for _, b in batch], self.pad_id, self.device.torch)
             logps = response_logprobs(model, tensors)
             n = len(batch)
             ref = reference[[index[id(item)] for item in batch]].to(logps.device)
@@ -171,7 +179,7 @@ class Workbench:
         with torch.no_grad(), model.disable_adapter(), autocast:
             for start in range(0, len(items), batch_size):
                 chunk = items[start:start + batch_size]
-                tensors = {k: v.to(self.device.torch) for k, v in collate([g for g, _ in chunk] + [b for _, b in chunk], self.pad_id).items()}
+                tensors = collate([g for g, _ in chunk] + [b for _, b in chunk], self.pad_id, self.device.torch)
                 logps = response_logprobs(model, tensors).float().cpu()
                 rows += list(zip(logps[:len(chunk)].tolist(), logps[len(chunk):].tolist()))
         return torch.tensor(rows)
@@ -179,3 +187,17 @@ class Workbench:
 
 def with_overrides(hyper: loop.Hyper, **overrides) -> loop.Hyper:
     return replace(hyper, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _groups(items, size: int, n_ctx: int):
+    """Consecutive items, at most `size` at a time and never more tokens than the context holds."""
+    group, used = [], 0
+    for item in items:
+        need = len(item[2]) + NEGATIVES_K * item[3]
+        if group and (len(group) == size or used + need > n_ctx):
+            yield group
+            group, used = [], 0
+        group.append(item)
+        used += need
+    if group:
+        yield group

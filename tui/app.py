@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from cope_local.home import Home, ensure_home
+from cope_local.home import Home, ensure_home, remember_home_root
 from cope_local.store import Store
 
 from .adapters_pane import AdaptersPane
@@ -40,6 +40,15 @@ class CopeApp(App):
         super().__init__()
         self.home = home or ensure_home()
         self.store = Store.open(self.home)  # the UI thread's connection; workers open their own
+
+    def switch_home(self, root: Path) -> None:
+        """Use another data folder from now on (created if new); the current one is left as it is."""
+        home = ensure_home(root.expanduser())
+        store = Store.open(home)  # raises a CopeError (e.g. no key) before anything changes
+        self.store.close()
+        self.home, self.store = home, store
+        remember_home_root(home.root)
+        self.refresh_data()
 
     def open_store(self) -> Store:
         """A connection for a worker thread (SQLite connections stay in their thread)."""

@@ -9,9 +9,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Select, Static
+from textual.worker import get_current_worker
 
 from cope_local.errors import CopeError
-from cope_local.importers import parse_file, run_import
+from cope_local.importers import ImportCancelled, parse_file, run_import
 from cope_local.importers.records import Rejection, UnreadableFile
 from cope_local.tasks import get_task, registry
 
@@ -87,6 +88,9 @@ class HistoryPane(Vertical):
         return Path(path).expanduser(), profile, None if task is Select.NULL else str(task)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "import" and self.importing:
+            self.workers.cancel_group(self, "import")  # the worker polls this; nothing is stored
+            return
         try:
             path, profile, task = self.import_request()
         except CopeError as exc:
@@ -96,17 +100,35 @@ class HistoryPane(Vertical):
             self.query_one("#import-report", Static).update(preview(path, profile, task))
         elif event.button.id == "import":
             self.query_one("#import-report", Static).update("importing…")
+            self.set_importing(True)
             self.run_import(path, profile, task)
+
+    @property
+    def importing(self) -> bool:
+        return str(self.query_one("#import", Button).label) == "Cancel"
+
+    def set_importing(self, busy: bool) -> None:
+        button = self.query_one("#import", Button)
+        button.label, button.variant = ("Cancel", "error") if busy else ("Import", "primary")
 
     @work(thread=True, group="import", exclusive=True, exit_on_error=False)
     def run_import(self, path: Path, profile: str | None, task: str | None) -> None:
-        with self.app.open_store() as store:
-            report = run_import(store, [path], profile, task)
+        worker = get_current_worker()
+        try:
+            with self.app.open_store() as store:
+                report = run_import(store, [path], profile, task, cancelled=lambda: worker.is_cancelled)
+        except ImportCancelled as exc:
+            self.app.call_from_thread(self.import_done, str(exc))
+            return
+        except BaseException:
+            self.app.call_from_thread(self.set_importing, False)
+            raise
         problems = [str(r) for r in [*report.unreadable, *report.rejected]]
         text = f"imported {report.imported}, already there {report.duplicates}, rejected {len(problems)}"
         self.app.call_from_thread(self.import_done, "\n".join([text, *problems[:8]]))
 
     def import_done(self, text: str) -> None:
+        self.set_importing(False)
         self.query_one("#import-report", Static).update(text)
         self.app.refresh_data()
 

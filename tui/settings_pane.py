@@ -27,8 +27,9 @@ class SettingsPane(Vertical):
             yield Input(placeholder="1", id="settings-threads", restrict=r"[0-9]*")
         with Horizontal(classes="setting"):
             yield Label("Data folder", classes="setting-label")
-            yield Static(str(self.app.home.root), id="settings-home")
-        yield Static("Add a local GGUF from a terminal: cope models add PATH (COPE_HOME moves the data folder).",
+            yield Input(str(self.app.home.root), id="settings-home")
+        yield Static("Add a local GGUF from a terminal: cope models add PATH. A new data folder starts empty;\n"
+                     "the current one stays where it is (COPE_HOME, when set, wins at the next start).",
                      id="settings-help")
         yield Button("Save", id="settings-save", variant="primary")
 
@@ -36,6 +37,15 @@ class SettingsPane(Vertical):
         self.query_one("#settings-threads", Input).value = self.app.store.setting("threads", "") or ""
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        folder = Path(self.query_one("#settings-home", Input).value.strip() or ".").expanduser()
+        try:
+            if folder.resolve() != self.app.home.root.resolve():
+                self.app.switch_home(folder)  # the model and threads are that folder's own settings
+                self.app.notify(f"data folder: {self.app.home.root}")
+                return
+        except (CopeError, OSError) as exc:
+            self.app.notify(str(exc), severity="error")
+            return
         store = self.app.store
         try:
             chosen = models.set_default(store, str(self.query_one("#settings-model", Select).value))
@@ -88,7 +98,7 @@ class EvalPane(Vertical):
             from trainer.eval_suite import LABELS, Settings, run
         except ImportError as exc:
             raise CopeError(f"evaluation needs the train extra ({exc.name} is missing)") from None
-        from cope_local.evaluation import markdown_table
+        from cope_local.evaluation import markdown_table, text_chart
 
         worker = get_current_worker()
 
@@ -101,8 +111,10 @@ class EvalPane(Vertical):
         try:
             result = run(data, out, task, Settings(users=users, max_profile=max_profile, methods=methods), progress)
             table = markdown_table(result["summary"], LABELS)
+            chart = text_chart(result["summary"], LABELS)
             self.app.call_from_thread(self.query_one("#eval-results", Markdown).update,
-                                      f"{table}\nResults and chart: `{out}`")
+                                      f"{table}\nROUGE-L (├─┤ 95 % CI of the difference from TAM)\n\n"
+                                      f"```\n{chart}\n```\n\nFiles: `{out}` (results.json, results.md, rougeL.png)")
         finally:
             self.app.call_from_thread(self.set_running, False)
 

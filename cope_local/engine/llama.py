@@ -137,6 +137,7 @@ class Context:
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = n_seq_max
+        params.kv_unified = n_seq_max > 1  # sequences copied from one prompt share its cells
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
         params.no_perf = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..errors import CopeError
 from ..store import Store
@@ -69,8 +69,10 @@ def run_import(
     fmt: str | None = None,
     mapping: dict[str, str] | None = None,
     kind: str = "person",
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> ImportReport:
-    """Parse every path fully first, then write all good rows in ONE transaction."""
+    """Parse every path fully first, then write all good rows in ONE transaction. `cancelled` is
+    polled as it goes; when it turns true nothing is stored (ImportCancelled)."""
     task = get_task(task_name) if task_name else None
     report = ImportReport()
     parsed: list[tuple[Path, Record]] = []
@@ -79,7 +81,8 @@ def run_import(
         if fmt not in ("lamp", "longlamp") and profile is None and _needs_profile(path, fmt):
             raise CopeError("which person wrote this? pass --profile NAME", hint="e.g. cope import notes/ --profile me --task post")
         try:
-            for item in parse_file(path, fmt, task, profile, mapping or {}):
+            for count, item in enumerate(parse_file(path, fmt, task, profile, mapping or {})):
+                _stop_if(cancelled, count)
                 if isinstance(item, Rejection):
                     report.rejected.append(item)
                 else:
@@ -88,7 +91,8 @@ def run_import(
             report.unreadable.append(Rejection(str(path), 0, str(exc)))
     with store.transaction():
         profile_ids: dict[str, int] = {}
-        for path, record in parsed:
+        for count, (path, record) in enumerate(parsed):
+            _stop_if(cancelled, count)
             name = record.profile or profile
             if name not in profile_ids:
                 profile_ids[name] = store.ensure_profile(name, "eval" if record.profile else kind)
@@ -113,3 +117,13 @@ def _needs_profile(path: Path, fmt: str | None) -> bool:
         return (fmt or detect_format(path)) not in ("lamp", "longlamp")
     except UnreadableFile:
         return True
+
+
+class ImportCancelled(CopeError):
+    def __init__(self):
+        super().__init__("import cancelled; nothing was stored")
+
+
+def _stop_if(cancelled: Callable[[], bool], count: int) -> None:
+    if count % 200 == 0 and cancelled():
+        raise ImportCancelled()
