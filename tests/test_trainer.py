@@ -78,6 +78,28 @@ def test_exported_adapter_matches_transformers_on_an_f32_base(tmp_path):
     assert np.abs(quantized - torch_token).mean() < 0.2  # the Q4_1 noise floor (see the GGUF note)
 
 
+def test_one_row_per_prompt_scores_each_response_as_if_alone():
+    """DPO pairs and negative samples share their prompt in one row; the attention mask and
+    positions must make that exactly the same as one sequence per response."""
+    from cope_local.bench.fixtures import ARTICLES
+    from cope_local.tasks import get_task
+    from trainer.data import Example, collate, collate_branches, branch_logprobs, response_logprobs
+    from trainer.stages import Workbench
+
+    bench = Workbench(embedded_model_path())
+    model = bench.user_model()
+    with torch.no_grad():
+        for weight in (p for p in model.parameters() if p.requires_grad):
+            weight.normal_(0, 0.02)  # a non-zero adapter
+        rows = [bench.encoder.branches(get_task("headline"), {"text": article}, [f"Real Headline {i}", "Another One", "x"][: 1 + i % 3])
+                for i, article in enumerate(ARTICLES[:5])]
+        shared = branch_logprobs(model, collate_branches(rows, torch.device("cpu"), bench.pad_id))
+        for row, scores in zip(rows, shared):
+            alone = response_logprobs(model, collate([Example(row.prompt_ids, r) for r in row.responses], bench.pad_id, torch.device("cpu")))
+            assert torch.allclose(scores[:len(row.responses)], alone, atol=1e-3)
+            assert (scores[len(row.responses):] == 0).all()
+
+
 def history(n, prefix="Ann"):
     return "text,title\n" + "".join(
         f"\"{prefix} reports on story number {i}: the town did thing {i} today.\",{prefix} Headline Number {i} Is Here\n" for i in range(n))

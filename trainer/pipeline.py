@@ -184,7 +184,7 @@ class Job:
             t = time.perf_counter()
             if (workdir / "negatives.json").exists():
                 metrics["resumed"].append("negatives")
-            pairs = bench.mine_negatives(task, rows, tam_gguf, workdir / "sft.gguf", workdir / "negatives.json",
+            pairs = bench.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json",
                                          FAMILY_DEFAULTS[family]["max_tokens"], progress=stage("negatives"))
             timings["negatives"] = time.perf_counter() - t
             metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1)}

@@ -3,6 +3,7 @@ TAM, OPPU SFT, Best-of-K negatives from π_base, DPO against π_base."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,12 +16,12 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine
 from cope_local.engine.llama import Context
-from cope_local.engine.sampling import sample_continuations, score_continuations
+from cope_local.engine.sampling import sample_continuations
 from cope_local.gguf_header import read_header
 from cope_local.tasks import Task
 
 from . import loop
-from .data import Encoder, Example, collate, response_logprobs, response_loss
+from .data import Branches, Encoder, Example, branch_logprobs, collate, collate_branches, response_loss
 from .export import export_adapter
 from .loading import Device, cpu_threads, load_base, pick_device
 
@@ -48,6 +49,7 @@ DPO_BETA = {"lamp": 3.0, "longlamp": 0.05}
 NEGATIVES_K = 3
 NEGATIVES_GROUP = 8  # items sampled together in one context (K sequences each)
 NEGATIVES_CTX = 8192
+SCORING_BATCH = 8  # items per transformers forward when scoring samples
 
 
 class Workbench:
@@ -106,12 +108,35 @@ class Workbench:
 
     # -- negatives ---------------------------------------------------------------------------
 
-    def mine_negatives(self, task: Task, rows, tam_gguf: Path | None, user_gguf: Path, out_file: Path,
-                       max_tokens: int, seed: int = 0, progress=None) -> list[dict]:
-        """For each item: K samples from π_base (T=1, top-p .95); keep the lowest implicit reward
-        Σ_t log π_user(y_t) - log π_base(y_t) (paper Eq. 5, α=1). Cached in `out_file`."""
+    def mine_negatives(self, model, task: Task, rows, tam_gguf: Path | None, out_file: Path, max_tokens: int,
+                       seed: int = 0, progress=None) -> list[dict]:
+        """For each item: K samples from π_base (T=1, top-p .95) drawn with llama.cpp; keep the one
+        with the lowest implicit reward Σ_t log π_user(y_t) - log π_base(y_t) (paper Eq. 5, α=1).
+        The rewards are computed by `model` itself (π_user; π_base with its adapter disabled), in
+        one batched forward per model for the real output and all samples of an item, which also
+        gives DPO its reference log-probabilities. Cached in `out_file`."""
         if out_file.exists():
             return json.loads(out_file.read_text())
+        samples = self._sample(task, rows, tam_gguf, max_tokens, seed, progress)
+        pairs = []
+        for start in range(0, len(rows), SCORING_BATCH):
+            chunk = [(inputs, output, texts) for (inputs, output), texts in zip(rows[start:start + SCORING_BATCH], samples[start:])
+                     if texts]
+            if not chunk:
+                continue
+            branches = [self.encoder.branches(task, inputs, [output, *texts]) for inputs, output, texts in chunk]
+            user, base = self._logps(model, branches, with_adapter=True), self._logps(model, branches, with_adapter=False)
+            for (inputs, output, texts), row, u, b in zip(chunk, branches, user.tolist(), base.tolist()):
+                reward, worst = min((u[i] - b[i], i) for i in range(1, len(texts) + 1))
+                pair = {"inputs": inputs, "chosen": output, "rejected": texts[worst - 1], "reward": reward}
+                if self.encoder.branches(task, inputs, [output, texts[worst - 1]]) == Branches(row.prompt_ids, [row.responses[0], row.responses[worst]]):
+                    pair["reference"] = [b[0], b[worst]]  # DPO's reference, unless truncation made its rows differ
+                pairs.append(pair)
+        out_file.write_text(json.dumps(pairs, ensure_ascii=False))
+        return pairs
+
+    def _sample(self, task: Task, rows, tam_gguf: Path | None, max_tokens: int, seed: int, progress) -> list[list[str]]:
+        """K distinct non-empty sample texts per item from π_base, several items per llama.cpp batch."""
         rng = np.random.default_rng(seed)
         sampling = Sampling(temperature=1.0, top_p=0.95)
         threads = cpu_threads()
@@ -119,70 +144,56 @@ class Workbench:
         for inputs, output in rows:
             real = self.encoder.example(task, inputs, output).response_ids
             limit = min(max_tokens, max(8, int(len(real) * 1.5)))  # negatives about as long as the real one
-            items.append((inputs, output, self.encoder.prompt_ids(task, inputs), limit))
+            items.append((self.encoder.prompt_ids(task, inputs), limit))
+        texts, done = [], 0
         with Engine(self.gguf_path, n_threads=threads) as engine:
-            base_set = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
-            user_set = [*base_set, (engine.adapter(user_gguf), 1.0)]
-            slots = NEGATIVES_K * NEGATIVES_GROUP
-            base_ctx = Context(engine.model, base_set, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=slots)
-            user_ctx = Context(engine.model, user_set, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=slots)
-            pairs, done = [], 0
+            adapters = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
+            ctx = Context(engine.model, adapters, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=NEGATIVES_K * NEGATIVES_GROUP)
             try:
                 for group in _groups(items, NEGATIVES_GROUP, NEGATIVES_CTX):
-                    prompts = [prompt for _, _, prompt, _ in group]
-                    drawn = sample_continuations(base_ctx, prompts, NEGATIVES_K, [limit for *_, limit in group], sampling, rng)
-                    drawn = [[(s, lp) for s, lp in samples if s] for samples in drawn]
-                    user_scores = score_continuations(user_ctx, prompts, [[s for s, _ in samples] for samples in drawn])
-                    for (inputs, output, _, _), samples, scores in zip(group, drawn, user_scores):
-                        if samples:
-                            reward, worst = min((u - b, s) for (s, b), u in zip(samples, scores))
-                            text = b"".join(engine.model.piece(t) for t in worst).decode("utf-8", errors="replace")
-                            pairs.append({"inputs": inputs, "chosen": output, "rejected": text, "reward": reward})
+                    drawn = sample_continuations(ctx, [p for p, _ in group], NEGATIVES_K, [limit for _, limit in group], sampling, rng)
+                    for samples in drawn:
+                        decoded = (b"".join(engine.model.piece(t) for t in tokens).decode("utf-8", errors="replace").strip()
+                                   for tokens, _ in samples)
+                        texts.append(list(dict.fromkeys(t for t in decoded if t)))
                     done += len(group)
                     if progress:
                         progress(done, len(rows), 0.0)
             finally:
-                base_ctx.close()
-                user_ctx.close()
-        out_file.write_text(json.dumps(pairs, ensure_ascii=False))
-        return pairs
+                ctx.close()
+        return texts
+
+    def _logps(self, model, branches, with_adapter: bool) -> torch.Tensor:
+        autocast = torch.autocast(self.device.name, dtype=self.device.dtype or torch.float32, enabled=self.device.dtype is not None)
+        adapter = contextlib.nullcontext() if with_adapter else model.disable_adapter()
+        with torch.no_grad(), adapter, autocast:
+            return branch_logprobs(model, collate_branches(branches, self.device.torch, self.pad_id)).float().cpu()
 
     # -- DPO ---------------------------------------------------------------------------------
 
     def train_dpo(self, model, task: Task, pairs: list[dict], out_dir: Path, hyper: loop.Hyper, beta: float,
                   progress=None) -> loop.LoopResult:
-        """DPO with π_base (base + TAM: the user adapter disabled) as the reference, as the paper."""
-        items = []
-        for pair in pairs:
-            good = self.encoder.example(task, pair["inputs"], pair["chosen"])
-            bad = self.encoder.example(task, pair["inputs"], pair["rejected"])
-            items.append((good, bad))
-        reference = self._reference_logps(model, items, hyper.batch_size)
+        """DPO with π_base (base + TAM: the user adapter disabled) as the reference, as the paper.
+        Chosen and rejected share their prompt in one row (collate_branches)."""
+        items = [self.encoder.branches(task, p["inputs"], [p["chosen"], p["rejected"]]) for p in pairs]
+        reference = torch.tensor([p.get("reference", [0.0, 0.0]) for p in pairs])
+        missing = [i for i, p in enumerate(pairs) if "reference" not in p]
+        for start in range(0, len(missing), SCORING_BATCH):
+            chosen = missing[start:start + SCORING_BATCH]
+            reference[chosen] = self._logps(model, [items[i] for i in chosen], with_adapter=False)
         index = {id(item): i for i, item in enumerate(items)}
 
         def loss(batch):
-            tensors = collate([g for g, _ in batch] + [b for _, b in batch], self.pad_id, self.device.torch)
-            logps = response_logprobs(model, tensors)
-            n = len(batch)
+            tensors = collate_branches(batch, self.device.torch, self.pad_id)
+            logps = branch_logprobs(model, tensors)
             ref = reference[[index[id(item)] for item in batch]].to(logps.device)
-            margin = (logps[:n] - ref[:, 0]) - (logps[n:] - ref[:, 1])
-            return -F.logsigmoid(beta * margin).mean(), int(tensors["attention_mask"].sum())
+            margin = (logps[:, 0] - ref[:, 0]) - (logps[:, 1] - ref[:, 1])
+            return -F.logsigmoid(beta * margin).mean(), int((tensors["position_ids"] > 0).sum()) + len(batch)
 
         result = loop.run(model, items, loss, hyper, self.device, out_dir / "dpo-checkpoint.pt", progress)
         model.save_pretrained(out_dir / "peft")
         export_adapter(model, "user", self.gguf_path, out_dir / "adapter.gguf")
         return result
-
-    def _reference_logps(self, model, items, batch_size: int) -> torch.Tensor:
-        rows = []
-        autocast = torch.autocast(self.device.name, dtype=self.device.dtype or torch.float32, enabled=self.device.dtype is not None)
-        with torch.no_grad(), model.disable_adapter(), autocast:
-            for start in range(0, len(items), batch_size):
-                chunk = items[start:start + batch_size]
-                tensors = collate([g for g, _ in chunk] + [b for _, b in chunk], self.pad_id, self.device.torch)
-                logps = response_logprobs(model, tensors).float().cpu()
-                rows += list(zip(logps[:len(chunk)].tolist(), logps[len(chunk):].tolist()))
-        return torch.tensor(rows)
 
 
 def with_overrides(hyper: loop.Hyper, **overrides) -> loop.Hyper:
@@ -193,7 +204,7 @@ def _groups(items, size: int, n_ctx: int):
     """Consecutive items, at most `size` at a time and never more tokens than the context holds."""
     group, used = [], 0
     for item in items:
-        need = len(item[2]) + NEGATIVES_K * item[3]
+        need = len(item[0]) + NEGATIVES_K * item[1]
         if group and (len(group) == size or used + need > n_ctx):
             yield group
             group, used = [], 0
