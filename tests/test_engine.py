@@ -82,6 +82,20 @@ def test_samples_of_several_prompts_in_one_context_score_as_each_alone(engine, l
         single.close()
 
 
+def test_the_nucleus_is_the_prefix_of_a_full_stable_sort():
+    from cope_local.engine.decoding import _nucleus
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        logits = rng.normal(0, rng.uniform(0.5, 6), 5000)
+        logits[rng.integers(0, 5000, 200)] = logits.max() - trial % 4  # ties, some inside the nucleus
+        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        for top_p in (0.5, 0.95, 0.9999):
+            full = np.argsort(-probs, kind="stable")
+            want = full[: int(np.searchsorted(np.cumsum(probs[full]), top_p)) + 1]
+            assert np.array_equal(_nucleus(probs, top_p), want)
+
+
 def truncated(path, tmp_path):
     data = path.read_bytes()
     target = tmp_path / "cut.gguf"
