@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from cope_local.errors import CopeError
+from cope_local.gguf_header import read_header
 
 hf_logging.disable_progress_bar()
 
@@ -52,11 +55,30 @@ def load_tokenizer(gguf_path: Path, hf_dir: Path | None = None):
     return AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
 
 
-def load_base(gguf_path: Path, hf_dir: Path | None = None, device: Device | None = None):
-    """(model in fp32 on `device`, tokenizer). `hf_dir`: a local HF folder paired with the GGUF."""
+def small_enough_to_cache(gguf_path: Path) -> bool:
+    """Whether an F32 copy of the model stays under 1 GiB (SmolLM2-135M: 0.5 GiB)."""
+    return sum(int(math.prod(t.shape)) for t in read_header(gguf_path).tensors.values()) * 4 <= 1 << 30
+
+
+def load_base(gguf_path: Path, hf_dir: Path | None = None, device: Device | None = None, cache: Path | None = None):
+    """(model in fp32 on `device`, tokenizer). `hf_dir`: a local HF folder paired with the GGUF.
+    `cache`: a folder where the dequantized model is kept after the first load (if small enough):
+    loading it back takes a second or two instead of dequantizing the GGUF again."""
+    if not hf_dir and cache is not None and small_enough_to_cache(gguf_path):
+        if not (cache / "config.json").exists():
+            model, tokenizer = load_base(gguf_path, device=Device("cpu", None))
+            partial = cache.with_name(cache.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            model.save_pretrained(partial)
+            tokenizer.save_pretrained(partial)
+            partial.rename(cache)
+        hf_dir = cache
+    return _load(gguf_path, hf_dir, device or pick_device())
+
+
+def _load(gguf_path: Path, hf_dir: Path | None, device: Device):
     from transformers import GgufConfig
 
-    device = device or pick_device()
     try:
         if hf_dir:
             model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)

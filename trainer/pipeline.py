@@ -161,7 +161,8 @@ class Job:
             return progress
 
         started = time.perf_counter()
-        bench = Workbench(self.model.path, hf_dir=self.model.hf_dir)
+        bench = Workbench(self.model.path, hf_dir=self.model.hf_dir,
+                          cache=self.store.home.models / f"dequantized-{self.model.fingerprint[:16]}")
         timings["load"] = time.perf_counter() - started
 
         tam_gguf = self._ensure_tam(bench, task, stage, timings, metrics)

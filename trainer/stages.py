@@ -23,7 +23,7 @@ from cope_local.tasks import Task
 from . import loop
 from .data import Branches, Encoder, Example, branch_logprobs, collate, collate_branches, response_loss
 from .export import export_adapter, write_f32_copy
-from .loading import Device, cpu_threads, load_base, pick_device
+from .loading import Device, cpu_threads, load_base, pick_device, small_enough_to_cache
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,17 @@ NEGATIVES_K = 3
 NEGATIVES_GROUP = 8  # items sampled together in one context (K sequences each)
 NEGATIVES_CTX = 8192
 SCORING_BATCH = 8  # items per transformers forward when scoring samples
-F32_SAMPLING_MAX_BYTES = 1 << 30
 
 
 class Workbench:
     """The base model in transformers (loaded once per job) and the same GGUF for llama.cpp."""
 
-    def __init__(self, gguf_path: Path, device: Device | None = None, max_length: int = 512, hf_dir: Path | None = None):
+    def __init__(self, gguf_path: Path, device: Device | None = None, max_length: int = 512, hf_dir: Path | None = None,
+                 cache: Path | None = None):
         self.gguf_path = Path(gguf_path)
         self.device = device or pick_device()
-        self.model, self.tokenizer = load_base(self.gguf_path, hf_dir, device=self.device)
+        self.cache = cache  # dequantized copies of a small model, kept between jobs
+        self.model, self.tokenizer = load_base(self.gguf_path, hf_dir, device=self.device, cache=cache and cache / "hf")
         self.template = read_header(self.gguf_path).metadata.get("tokenizer.chat_template")
         self.encoder = Encoder(self.tokenizer, self.template, max_length)
         pad = self.tokenizer.pad_token_id
@@ -126,9 +127,11 @@ class Workbench:
             if not chunk:
                 continue
             branches = [self.encoder.branches(task, inputs, [output, *texts]) for inputs, output, texts in chunk]
-            user, base = self._logps(model, branches, with_adapter=True), self._logps(model, branches, with_adapter=False)
+            samples_only = [Branches(row.prompt_ids, row.responses[1:]) for row in branches]  # π_user needs no real output
+            user = self._logps(model, samples_only, with_adapter=True)
+            base = self._logps(model, branches, with_adapter=False)
             for (inputs, output, texts), row, u, b in zip(chunk, branches, user.tolist(), base.tolist()):
-                reward, worst = min((u[i] - b[i], i) for i in range(1, len(texts) + 1))
+                reward, worst = min((u[i - 1] - b[i], i) for i in range(1, len(texts) + 1))
                 pair = {"inputs": inputs, "chosen": output, "rejected": texts[worst - 1], "reward": reward}
                 if self.encoder.branches(task, inputs, [output, texts[worst - 1]]) == Branches(row.prompt_ids, [row.responses[0], row.responses[worst]]):
                     pair["reference"] = [b[0], b[worst]]  # DPO's reference, unless truncation made its rows differ
@@ -139,16 +142,21 @@ class Workbench:
     @contextlib.contextmanager
     def _sampling_model(self, scratch: Path):
         """π_base's weights for llama.cpp: for a small model an F32 copy (the very weights the
-        trainer sees; batched, it also evaluates ~1.5-2x faster here than Q4_1), else the GGUF."""
-        header = read_header(self.gguf_path)
-        if sum(int(np.prod(t.shape)) for t in header.tensors.values()) * 4 > F32_SAMPLING_MAX_BYTES:
+        trainer sees; batched, it also evaluates ~1.5-2x faster here than Q4_1), kept in the
+        cache when there is one; else the GGUF itself."""
+        if not small_enough_to_cache(self.gguf_path):
             yield self.gguf_path
             return
-        copy = write_f32_copy(self.gguf_path, scratch / "sampling-base-f32.gguf")
+        folder = self.cache or scratch
+        copy = folder / "base-f32.gguf"
+        if not copy.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            write_f32_copy(self.gguf_path, copy.with_name(copy.name + ".partial")).rename(copy)
         try:
             yield copy
         finally:
-            copy.unlink(missing_ok=True)
+            if not self.cache:
+                copy.unlink(missing_ok=True)
 
     def _sample(self, task: Task, rows, tam_gguf: Path | None, max_tokens: int, seed: int, progress,
                 scratch: Path) -> list[list[str]]:
