@@ -24,6 +24,7 @@ from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import score_continuations
 from cope_local.errors import CopeError
+from cope_local.home import Home
 from cope_local.models import ModelInfo, resolve
 from cope_local.store import Store, utc_now
 from cope_local.tasks import Task, get_task
@@ -91,6 +92,11 @@ class RunRow:
                 "finished_at = ? WHERE id = ?",
                 (status, message, error, status == "done", utc_now(), self.id),
             )
+
+
+def dequantized_cache(home: Home, model: ModelInfo) -> Path:
+    """Where a small model's dequantized copies are kept between jobs (see Workbench)."""
+    return home.models / f"dequantized-{model.fingerprint[:16]}"
 
 
 class Job:
@@ -161,8 +167,7 @@ class Job:
             return progress
 
         started = time.perf_counter()
-        bench = Workbench(self.model.path, hf_dir=self.model.hf_dir,
-                          cache=self.store.home.models / f"dequantized-{self.model.fingerprint[:16]}")
+        bench = Workbench(self.model.path, hf_dir=self.model.hf_dir, cache=dequantized_cache(self.store.home, self.model))
         timings["load"] = time.perf_counter() - started
 
         tam_gguf = self._ensure_tam(bench, task, stage, timings, metrics)

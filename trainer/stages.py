@@ -140,7 +140,7 @@ class Workbench:
         return pairs
 
     @contextlib.contextmanager
-    def _sampling_model(self, scratch: Path):
+    def sampling_model(self, scratch: Path):
         """π_base's weights for llama.cpp: for a small model an F32 copy (the very weights the
         trainer sees; batched, it also evaluates ~1.5-2x faster here than Q4_1), kept in the
         cache when there is one; else the GGUF itself."""
@@ -170,7 +170,7 @@ class Workbench:
             limit = min(max_tokens, max(8, int(len(real) * 1.5)))  # negatives about as long as the real one
             items.append((self.encoder.prompt_ids(task, inputs), limit))
         texts, done = [], 0
-        with self._sampling_model(scratch) as path, Engine(path, n_threads=threads) as engine:
+        with self.sampling_model(scratch) as path, Engine(path, n_threads=threads) as engine:
             adapters = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
             ctx = Context(engine.model, adapters, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=NEGATIVES_K * NEGATIVES_GROUP)
             try:
