@@ -94,6 +94,12 @@ class RunRow:
             )
 
 
+def loss_trend(losses: list[float]) -> dict:
+    """Mean loss of the first and of the last tenth of the steps (one batch's loss is noisy)."""
+    span = max(1, len(losses) // 10)
+    return {"loss_first": sum(losses[:span]) / span, "loss_last": sum(losses[-span:]) / span}
+
+
 def dequantized_cache(home: Home, model: ModelInfo) -> Path:
     """Where a small model's dequantized copies are kept between jobs (see Workbench)."""
     return home.models / f"dequantized-{model.fingerprint[:16]}"
@@ -182,7 +188,7 @@ class Job:
             metrics["resumed"].append("sft")
         else:
             result = bench.train_sft(model, task, rows, workdir, sft_hyper, stage("sft"))
-            metrics["sft"] = {"loss_first": result.losses[0], "loss_last": result.losses[-1], "steps": result.steps,
+            metrics["sft"] = {**loss_trend(result.losses), "steps": result.steps,
                               "tokens_per_s": round(result.tokens_per_second, 1)}
         timings["sft"] = time.perf_counter() - t
 
@@ -199,7 +205,7 @@ class Job:
                 metrics["resumed"].append("dpo")
             else:
                 result = bench.train_dpo(model, task, pairs, workdir, DPO_HYPER[family], DPO_BETA[family], stage("dpo"))
-                metrics["dpo"] = {"loss_first": result.losses[0], "loss_last": result.losses[-1], "steps": result.steps}
+                metrics["dpo"] = {**loss_trend(result.losses), "steps": result.steps}
             timings["dpo"] = time.perf_counter() - t
         elif not final.exists():
             shutil.copyfile(workdir / "sft.gguf", final)
@@ -232,7 +238,7 @@ class Job:
         tam = adapter_versions.register(
             self.store, task=task.name, kind="tam", profile_id=None, gguf_path=folder / "adapter.gguf",
             peft_path=folder / "peft" / "tam", base_fingerprint=self.model.fingerprint,
-            metrics={"items": len(rows), "loss_first": result.losses[0], "loss_last": result.losses[-1]}, activate=True,
+            metrics={"items": len(rows), **loss_trend(result.losses)}, activate=True,
         )
         timings["tam"] = time.perf_counter() - t
         metrics["tam"] = {"version": tam.version}
