@@ -142,7 +142,7 @@ class Workbench:
     @contextlib.contextmanager
     def sampling_model(self, scratch: Path):
         """π_base's weights for llama.cpp: for a small model an F32 copy (the very weights the
-        trainer sees; batched, it also evaluates ~1.5-2x faster here than Q4_1), kept in the
+        trainer sees; batched, it also evaluates 1.3-2x faster here than Q4_1), kept in the
         cache when there is one; else the GGUF itself."""
         if not small_enough_to_cache(self.gguf_path):
             yield self.gguf_path
