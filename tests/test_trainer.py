@@ -54,14 +54,14 @@ def test_exported_adapter_matches_transformers_on_an_f32_base(tmp_path):
     model, tokenizer = load_base(embedded_model_path(), device=device)
     ids = tokenizer(TEXT, add_special_tokens=False).input_ids
     peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=ALL_TARGETS), adapter_name="user")
-    batch = torch.tensor([ids])
+    batch = torch.tensor([ids], device=device.torch)
     loop.run(peft_model, [batch] * 4, lambda b: (peft_model(input_ids=b[0], labels=b[0]).loss, b[0].numel()),
              loop.Hyper(epochs=1, lr=2e-3, batch_size=1, warmup=0), device)
     adapter = export_adapter(peft_model, "user", embedded_model_path(), tmp_path / "user.gguf")
     with torch.no_grad():
-        torch_rows = torch.log_softmax(peft_model(input_ids=batch).logits[0].double(), -1).numpy()
+        torch_rows = torch.log_softmax(peft_model(input_ids=batch).logits[0].double(), -1).cpu().numpy()
         with peft_model.disable_adapter():
-            torch_base = torch.log_softmax(peft_model(input_ids=batch).logits[0].double(), -1).numpy()
+            torch_base = torch.log_softmax(peft_model(input_ids=batch).logits[0].double(), -1).cpu().numpy()
     assert np.abs(torch_rows - torch_base).max() > 0.5  # the adapter really changed the model
 
     f32 = write_f32_copy(embedded_model_path(), tmp_path / "base-f32.gguf")
@@ -93,9 +93,9 @@ def test_one_row_per_prompt_scores_each_response_as_if_alone():
             weight.normal_(0, 0.02)  # a non-zero adapter
         rows = [bench.encoder.branches(get_task("headline"), {"text": article}, [f"Real Headline {i}", "Another One", "x"][: 1 + i % 3])
                 for i, article in enumerate(ARTICLES[:5])]
-        shared = branch_logprobs(model, collate_branches(rows, torch.device("cpu"), bench.pad_id))
+        shared = branch_logprobs(model, collate_branches(rows, bench.device.torch, bench.pad_id))
         for row, scores in zip(rows, shared):
-            alone = response_logprobs(model, collate([Example(row.prompt_ids, r) for r in row.responses], bench.pad_id, torch.device("cpu")))
+            alone = response_logprobs(model, collate([Example(row.prompt_ids, r) for r in row.responses], bench.pad_id, bench.device.torch))
             assert torch.allclose(scores[:len(row.responses)], alone, atol=1e-3)
             assert (scores[len(row.responses):] == 0).all()
 
