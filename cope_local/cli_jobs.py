@@ -160,7 +160,7 @@ def bench() -> None:
 @click.option("--tokens", "max_tokens", type=int, default=64, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads per context.")
 @click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved repetitions; the best is kept.")
-@click.option("--hf-prompts", type=int, default=2, show_default=True, help="Prompts for the (slow) HF+PEFT loop.")
+@click.option("--hf-prompts", type=int, default=None, help="Prompts for the HF+PEFT loops [default: the same as --prompts].")
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
 def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, as_json) -> None:
     """Plain greedy vs naive CoPe vs optimized CoPe vs an HF+PEFT CoPe loop; memory of 1 vs 2 contexts."""
