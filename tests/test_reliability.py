@@ -66,22 +66,25 @@ async def test_the_app_reads_while_a_retrain_writes_without_locking(cope, cope_h
 
     (tmp_path / "h.csv").write_text(HEADLINES)
     cope("import", tmp_path / "h.csv", "-p", "ada", "-t", "headline")
+    stop = tmp_path / "stop"
     writer = python("""
-        import time
+        import os, time
+        from pathlib import Path
         from cope_local.home import ensure_home
         from cope_local.store import Store
         with Store.open(ensure_home()) as store:
             ada = store.profile_id("ada")
             print("ready", flush=True)
-            end, n = time.monotonic() + 4, 0
-            while time.monotonic() < end:  # long write transactions, as a retrain's progress + import
+            end, n = time.monotonic() + 120, 0
+            # long write transactions, as a retrain's progress + import, until the app has read enough
+            while not Path(os.environ['STOP_FILE']).exists() and time.monotonic() < end:
                 with store.transaction() as conn:
                     conn.execute("INSERT INTO training_runs (profile_id, task, status, started_at) VALUES (?, 'headline', 'running', 'now')", (ada,))
                     for i in range(300):
                         n += 1
                         store.add_writing(ada, "headline", {"text": f"written {n}"}, f"Written {n}")
         print("done", n, flush=True)
-        """, stdout=subprocess.PIPE)
+        """, stdout=subprocess.PIPE, env={**os.environ, "STOP_FILE": str(stop)})
     assert writer.stdout.readline().strip() == "ready"
     app = CopeApp(home=ensure_home(cope_home))
     reads = 0
@@ -92,9 +95,13 @@ async def test_the_app_reads_while_a_retrain_writes_without_locking(cope, cope_h
             with app.open_store() as other:  # as the app's workers do
                 other.writings(search="written", limit=5)
             reads += 1
+            if reads == 10:  # every read so far overlapped the writer's transactions
+                stop.touch()
             await pilot.pause(0.01)
-    assert writer.wait() == 0 and writer.stdout.read().startswith("done")
-    assert reads > 5
+    assert writer.wait() == 0
+    done, written = writer.stdout.read().split()
+    assert done == "done" and int(written) > 0
+    assert reads >= 10
 
 
 def test_a_full_disk_while_writing_an_adapter_keeps_the_active_one(cope, cope_home, tmp_path, lora_files):
