@@ -115,7 +115,7 @@ def hf_run(model_path: Path, n_prompts: int, max_tokens: int, dtype: str = "floa
                 gen_tokens += chosen - 1
     elapsed = time.perf_counter() - started
     return {"tokens": tokens, "seconds": round(elapsed, 3), "tok_s": round(tokens / elapsed, 2),
-            "gen_tok_s": round(gen_tokens / generating, 2), "threads": 1, "dtype": dtype}
+            "gen_tok_s": round(gen_tokens / generating, 2) if generating else None, "threads": 1, "dtype": dtype}
 
 
 def memory(model_path: Path, contexts: int, lora: Path) -> dict:
@@ -147,9 +147,11 @@ def run(n_prompts: int = 8, max_tokens: int = 64, threads: int = 1, rounds: int 
     except ImportError as exc:
         hf = {"skipped": f"needs the train extra ({exc.name} missing)"}
     optimized = llama["cope_optimized"]["gen_tok_s"]
-    versus = {f"optimized_vs_hf_{dtype}": round(optimized / loop["gen_tok_s"], 2) for dtype, loop in hf.items() if "gen_tok_s" in loop}
-    versus |= {f"optimized_vs_hf_{dtype}_end_to_end": round(llama["cope_optimized"]["tok_s"] / loop["tok_s"], 2)
-               for dtype, loop in hf.items() if "tok_s" in loop}
+    versus = {}
+    for dtype, loop in hf.items():
+        if isinstance(loop, dict) and loop["gen_tok_s"]:
+            versus[f"optimized_vs_hf_{dtype}"] = round(optimized / loop["gen_tok_s"], 2)
+            versus[f"optimized_vs_hf_{dtype}_end_to_end"] = round(llama["cope_optimized"]["tok_s"] / loop["tok_s"], 2)
     result = {
         "model": str(model_path), "prompts": n_prompts, "max_tokens": max_tokens, "threads_per_context": threads,
         "rounds": rounds, **llama, "hf_peft_cope": hf,
