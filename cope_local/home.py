@@ -39,8 +39,9 @@ def home_root() -> Path:
     if override:
         return Path(override).expanduser()
     chosen = _chosen_file()
-    if chosen.exists() and chosen.read_text(encoding="utf-8").strip():
-        return Path(chosen.read_text(encoding="utf-8").strip())
+    remembered = chosen.read_text(encoding="utf-8").strip() if chosen.exists() else ""
+    if remembered:
+        return Path(remembered)
     return Path(platformdirs.user_data_dir("cope-local", appauthor=False))
 
 

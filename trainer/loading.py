@@ -27,6 +27,10 @@ class Device:
     def torch(self) -> torch.device:
         return torch.device(self.name)
 
+    def autocast(self):
+        """Mixed precision in `dtype` where set; a no-op context in plain fp32."""
+        return torch.autocast(self.name, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
 
 def cpu_threads() -> int:
     """COPE_TRAIN_THREADS, else the cores this process may run on (taskset / cgroup aware)."""

@@ -68,7 +68,7 @@ def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]],
     while step < total:
         epoch, index = divmod(step, per_epoch)
         batch = batches(items, hyper.batch_size, hyper.seed, epoch)[index]
-        with torch.autocast(device.name, dtype=device.dtype or torch.float32, enabled=device.dtype is not None):
+        with device.autocast():
             loss, tokens = loss_fn(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, hyper.max_grad_norm)

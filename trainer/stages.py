@@ -188,9 +188,8 @@ class Workbench:
         return texts
 
     def _logps(self, model, branches, with_adapter: bool) -> torch.Tensor:
-        autocast = torch.autocast(self.device.name, dtype=self.device.dtype or torch.float32, enabled=self.device.dtype is not None)
         adapter = contextlib.nullcontext() if with_adapter else model.disable_adapter()
-        with torch.no_grad(), adapter, autocast:
+        with torch.no_grad(), adapter, self.device.autocast():
             return branch_logprobs(model, collate_branches(branches, self.device.torch, self.pad_id)).float().cpu()
 
     # -- DPO ---------------------------------------------------------------------------------
