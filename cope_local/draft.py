@@ -1,8 +1,5 @@
-"""Drafting for a person and a task: pick the adapters and defaults, stream, remember the draft.
-
-Methods: base (the plain model), tam (+ task adapter), oppu (+ the user's adapter, greedy),
-cope (oppu contrasted against tam). Missing adapters degrade to what exists, with a note.
-"""
+"""Drafting for a person and a task: find their adapters, apply the drafting policy
+(methods.py), stream, remember the draft."""
 
 from __future__ import annotations
 
@@ -10,38 +7,34 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
-from . import adapter_versions
+from . import adapter_versions, methods, models
 from .engine.decoding import Sampling
-from .engine.engine import Engine, Plan, Schedule, Step
+from .engine.engine import BasePacing, Engine, Plan, Step
+from .engine.loader import Loading
 from .errors import CopeError
+from .methods import DRAFT_METHODS
 from .models import ModelInfo, resolve
-from .prompts import render_prompt
+from .progress import Cancelled
 from .store import Store, utc_now
 from .tasks import Task, get_task
 
-METHODS = ("base", "tam", "oppu", "cope")
-# Paper defaults per task family (cope-method.md). The penalty acts on CoPe's contrast score.
-FAMILY_DEFAULTS = {
-    "lamp": {"alpha": 0.3, "tau": 0.1, "penalty": 1.0, "max_tokens": 100},
-    "longlamp": {"alpha": 0.1, "tau": 0.1, "penalty": 7.0, "max_tokens": 600},
-}
 DEFAULT_N_CTX = 2048
 
 _engines: dict[tuple, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def engine_for(model: ModelInfo, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None) -> Engine:
+def engine_for(model: ModelInfo, loading: Loading, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None) -> Engine:
     """The loaded model is cached per process: the TUI drafts many times on one load."""
     n_threads = n_threads or int(os.environ.get("COPE_THREADS", "1"))
-    key = (str(model.path), n_ctx, n_threads)
+    key = (str(model.path), loading.mode, n_ctx, n_threads)
     with _engines_lock:
         if key not in _engines:
-            _engines[key] = Engine(model.path, n_ctx=n_ctx, n_threads=n_threads)
+            _engines[key] = Engine(model.path, n_ctx=n_ctx, n_threads=n_threads, loading=loading)
         return _engines[key]
 
 
@@ -67,28 +60,6 @@ def usable_adapter(store: Store, task: str, kind: str, profile_id: int | None, m
     return chosen.gguf_path
 
 
-def plan_for(method: str, tam: Path | None, user: Path | None, alpha: float, tau: float, notes: list[str]) -> tuple[str, Plan]:
-    """The contexts a method needs, degrading when adapters are missing; returns the method really used."""
-    tam_set = ((tam, 1.0),) if tam else ()
-    if method in ("oppu", "cope") and user is None:
-        notes.append("no adapter trained on your writing yet for this task (run: cope train); drafting with the "
-                     + ("task adapter" if tam else "base model"))
-        method = "tam" if tam else "base"
-    if method == "tam" and tam is None:
-        notes.append("no task adapter (TAM) for this task; drafting with the base model")
-        method = "base"
-    if method == "base":
-        return method, Plan(user=())
-    if method == "tam":
-        return method, Plan(user=tam_set)
-    user_set = (*tam_set, (user, 1.0))
-    if method == "oppu":
-        return method, Plan(user=user_set)
-    if tam is None:
-        notes.append("no task adapter (TAM): contrasting your adapter against the plain base model")
-    return method, Plan(user=user_set, base=tam_set, alpha=alpha, tau=tau)
-
-
 @dataclass
 class Draft:
     """One prepared draft; iterate `stream()` for tokens, then read text / tokens / tok_s."""
@@ -104,7 +75,7 @@ class Draft:
     notes: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     elapsed: float = 0.0
-    schedule: Schedule = field(default_factory=Schedule)
+    schedule: BasePacing = field(default_factory=BasePacing)
 
     def stream(self, cancel: threading.Event | None = None) -> Iterator[Step]:
         sampling = Sampling(self.params["temperature"], self.params["top_p"], self.params["penalty"])
@@ -118,10 +89,12 @@ class Draft:
                 yield step
         finally:
             self.elapsed = time.perf_counter() - started
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("draft cancelled; nothing was saved")
 
     @property
     def text(self) -> str:
-        return b"".join(self.engine.model.piece(s.token) for s in self.steps).decode("utf-8", errors="replace").strip()
+        return methods.text_of(self.engine, [s.token for s in self.steps])
 
     @property
     def tok_s(self) -> float:
@@ -141,47 +114,32 @@ class Draft:
                 "tok_s": round(self.tok_s, 2), "notes": self.notes}
 
 
-def prepare(store: Store, profile: str, task_name: str, inputs: dict[str, str], method: str = "cope",
+def prepare(store: Store, profile: str, task_name: str, inputs: dict[str, str], method_name: str = "cope",
             model_name: str | None = None, **overrides) -> Draft:
-    if method not in METHODS:
-        raise CopeError(f"unknown method '{method}'", hint="use one of: " + ", ".join(METHODS))
+    chosen = methods.method(method_name, DRAFT_METHODS)
     task = get_task(task_name)
     unknown = set(inputs) - set(task.inputs)
     if unknown:
         raise CopeError(f"task '{task.name}' has no field {', '.join(sorted(unknown))}", hint=f"its inputs: {', '.join(task.inputs)}")
     profile_id = store.profile_id(profile)
     model = resolve(store, model_name)
-    params = {**FAMILY_DEFAULTS[task.family], "temperature": 0.0, "top_p": 1.0, "seed": None}
-    params.update({k: v for k, v in overrides.items() if v is not None})
     notes: list[str] = []
-    tam = usable_adapter(store, task.name, "tam", None, model, notes)
-    user = usable_adapter(store, task.name, "user", profile_id, model, notes)
-    used, plan = plan_for(method, tam, user, params["alpha"], params["tau"], notes)
-    if used != "cope" and overrides.get("penalty") is None:
-        params["penalty"] = 1.0  # the family penalty is defined on CoPe's contrast score
+    adapters = person_adapters(store, task.name, profile_id, model, notes)
+    params = methods.params(chosen, task.family, **overrides)
+    used, plan = methods.plan(chosen, adapters, params["alpha"], params["tau"], notes)
+    params = methods.params(used, task.family, **overrides)
     threads = store.setting("threads")
-    engine = engine_for(model, n_threads=int(threads) if threads else None)
-    prompt_tokens = fit_prompt(engine, task, dict(inputs), params["max_tokens"], notes)
-    return Draft(engine, profile_id, task, dict(inputs), used, params, plan, prompt_tokens, notes)
+    engine = engine_for(model, models.loading(store, model), n_threads=int(threads) if threads else None)
+    prompt = methods.prompt_tokens(engine, task, inputs, params["max_tokens"], notes)
+    return Draft(engine, profile_id, task, dict(inputs), used.name, params, plan, prompt, notes)
 
 
-def fit_prompt(engine: Engine, task: Task, inputs: dict[str, str], max_tokens: int, notes: list[str]) -> list[int]:
-    """Tokens of the prompt; an input too long for the context is cut, the instruction kept."""
-    model = engine.model
-    budget = engine.n_ctx - min(max_tokens, engine.n_ctx // 2)
-    template, bos, eos = model.chat_template(), model.special_text(model.bos), model.special_text(model.eos)
-    for _ in range(8):
-        tokens = engine.tokenize_prompt(render_prompt(task, inputs, template, bos, eos))
-        if len(tokens) <= budget:
-            return tokens
-        longest = max(task.inputs, key=lambda name: len(inputs[name]))
-        keep = int(len(inputs[longest]) * budget / len(tokens) * 0.9)
-        if keep < 1:
-            break
-        inputs[longest] = inputs[longest][:keep]
-        if not any("shortened" in n for n in notes):
-            notes.append(f"the {task.label(longest)} was too long for the model's context and was shortened")
-    raise CopeError("the prompt does not fit the model's context", hint="shorten the input")
+def person_adapters(store: Store, task: str, profile_id: int, model: ModelInfo, notes: list[str]) -> methods.Adapters:
+    """The task adapter and the person's adapters (after SFT, and final) usable with `model`."""
+    tam = usable_adapter(store, task, "tam", None, model, notes)
+    final = usable_adapter(store, task, "user", profile_id, model, notes)
+    sft = final.parent / "sft.gguf" if final else None
+    return methods.Adapters(tam, sft if sft and sft.exists() else final, final)
 
 
 def save(store: Store, draft: Draft) -> int:

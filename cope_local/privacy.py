@@ -42,7 +42,7 @@ def _loose(root: Path) -> list[Path]:
     return loose
 
 
-def export(store: Store, out: Path, profile: str | None = None) -> dict:
+def export_json(store: Store, out: Path, profile: str | None = None) -> dict:
     """Everything stored about one profile (or all of them) as one JSON file (0600), written
     beside `out` and renamed into place, so a full disk never leaves half a file."""
     names = [profile] if profile else [row["name"] for row in store.profiles()]

@@ -1,29 +1,29 @@
-"""A rich progress bar per training stage for the CLI."""
+"""How a long job reports and how it is stopped, the same for import, draft, train and eval:
+a `Progress` to the caller's `report`, and `Cancelled` when the person asked to stop (raised by
+the caller's report callback, or by a job that polls the person's request)."""
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import CopeError
 
 
-class StageProgress:
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
-        self._progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), transient=False)
-        self._tasks: dict[str, int] = {}
+@dataclass(frozen=True)
+class Progress:
+    stage: str
+    step: int
+    total: int
+    loss: float | None = None
 
-    def __enter__(self) -> "StageProgress":
-        if self.enabled:
-            self._progress.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self._progress.stop()
+Report = Callable[[Progress], None]
 
-    def update(self, stage: str, step: int, total: int, loss: float) -> None:
-        if not self.enabled:
-            return
-        if stage not in self._tasks:
-            self._tasks[stage] = self._progress.add_task(stage, total=total, loss=loss)
-        self._progress.update(self._tasks[stage], completed=step, total=total, loss=loss)
+
+def ignore(progress: Progress) -> None:
+    """The report of a caller that does not watch."""
+
+
+class Cancelled(CopeError):
+    """The person stopped the job; the message says what was kept."""

@@ -44,9 +44,10 @@ def render_chat(template: str | None, messages: list[dict], bos: str = "", eos: 
         raise CopeError(f"the model's chat template failed: {exc}") from exc
 
 
-def messages_for(task: Task, inputs: dict[str, str]) -> list[dict]:
-    return [{"role": "system", "content": task.system}, {"role": "user", "content": task.prompt(inputs)}]
+def messages_for(task: Task, inputs: dict[str, str], preamble: str = "") -> list[dict]:
+    return [{"role": "system", "content": task.system}, {"role": "user", "content": preamble + task.prompt(inputs)}]
 
 
-def render_prompt(task: Task, inputs: dict[str, str], template: str | None, bos: str = "", eos: str = "") -> str:
-    return render_chat(template, messages_for(task, inputs), bos, eos)
+def render_prompt(task: Task, inputs: dict[str, str], template: str | None, bos: str = "", eos: str = "",
+                  preamble: str = "") -> str:
+    return render_chat(template, messages_for(task, inputs, preamble), bos, eos)

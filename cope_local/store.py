@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
 
 import sqlite_utils
 
@@ -52,7 +52,7 @@ class Store:
         self.home = home
 
     @classmethod
-    def open(cls, home: Home | None = None, upto: int | None = None) -> "Store":
+    def open(cls, home: Home | None = None, upto: int | None = None) -> Store:
         home = home or ensure_home()
         path = home.db_path
         new = not path.exists() or path.stat().st_size == 0
@@ -77,7 +77,7 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -203,6 +203,13 @@ class Store:
             return self.conn.execute("DELETE FROM writings WHERE id = ?", (writing_id,)).rowcount > 0
 
     # -- settings ---------------------------------------------------------------------------
+
+    def fail_running_training(self, since: str, error: str) -> None:
+        """Training runs a crashed process left 'running' since `since` are closed as failed."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE training_runs SET status = 'failed', error = ?, message = 'failed; the previous adapter stays active', "
+                "finished_at = ? WHERE status = 'running' AND started_at >= ?", (error, utc_now(), since))
 
     def setting(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()

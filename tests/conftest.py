@@ -15,8 +15,8 @@ from cope_local import adapter_versions, database, keys  # noqa: E402
 from cope_local.bench.fixtures import random_lora  # noqa: E402
 from cope_local.cli import cli  # noqa: E402
 from cope_local.engine.engine import Engine  # noqa: E402
-from cope_local.models import embedded, embedded_model_path  # noqa: E402
 from cope_local.home import ensure_home  # noqa: E402
+from cope_local.models import embedded, embedded_model_path  # noqa: E402
 from cope_local.store import Store  # noqa: E402
 
 # The environment every test and every `cope` subprocess runs in (subprocesses inherit it):

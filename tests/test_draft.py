@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import register_adapters
+
 from cope_local.home import ensure_home
 from cope_local.store import Store
 

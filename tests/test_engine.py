@@ -4,17 +4,17 @@ import threading
 
 import numpy as np
 import pytest
+from test_engine_exact import prompt_tokens
 
-from cope_local.adapters import write_lora_gguf
+from cope_local.bench.fixtures import ARTICLES
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import sample_continuations, score_continuations
 from cope_local.errors import CopeError
-from cope_local.gguf_header import read_header
+from cope_local.gguf.header import read_header
+from cope_local.gguf.lora import write_lora_gguf
 from cope_local.models import embedded_model_path
-from cope_local.bench.fixtures import ARTICLES
-from test_engine_exact import prompt_tokens
 
 
 def cope_plan(lora_files):
@@ -74,9 +74,11 @@ def test_samples_of_several_prompts_in_one_context_score_as_each_alone(engine, l
             [alone] = score_continuations(single, [prompt], [[t for t, _ in samples]])
             for (tokens, sampled_logp), together, apart in zip(samples, batched, alone):
                 # Sampling steps one token per sequence, as scoring alone does here: the same sums.
-                # Scoring many tokens in one big batch takes other quantized kernels: ≈ .05/token apart.
+                # Scoring many tokens in one big batch takes other quantized kernels.
                 assert sampled_logp == pytest.approx(apart, abs=0.01 * len(tokens))
-                assert together == pytest.approx(apart, abs=0.1 * len(tokens))
+                # How far depends on the CPU's kernels: ≤ .05/token on the first machines, up to
+                # .12/token for one 6-token sample on an AMD EPYC (AVX2, no AVX-512).
+                assert together == pytest.approx(apart, abs=0.2 * len(tokens))
     finally:
         group.close()
         single.close()

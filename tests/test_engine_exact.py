@@ -1,13 +1,13 @@
 """The engine chooses exactly the tokens of the plain reference, for every method and schedule."""
 
 import pytest
+from reference_cope import reference_generate
 
 from cope_local.bench.fixtures import ARTICLES
 from cope_local.engine.decoding import Sampling
-from cope_local.engine.engine import Plan, Schedule
+from cope_local.engine.engine import BasePacing, Plan
 from cope_local.prompts import render_prompt
 from cope_local.tasks import get_task
-from reference_cope import reference_generate
 
 MAX_TOKENS = 24
 
@@ -38,7 +38,7 @@ def test_engine_matches_reference(engine, lora_files, method):
     for article in ARTICLES:
         prompt = prompt_tokens(engine, article)
         want = reference_generate(engine, prompt, plan.user, plan.base, plan.alpha, plan.tau, penalty, MAX_TOKENS)
-        schedules = [Schedule()] if plan.base is None else [Schedule(), Schedule(lazy=False, concurrent=False), Schedule(lazy=True, concurrent=False)]
+        schedules = [BasePacing()] if plan.base is None else [BasePacing(), BasePacing(lazy=False, concurrent=False), BasePacing(lazy=True, concurrent=False)]
         for schedule in schedules:
             steps = list(engine.generate(prompt, plan, MAX_TOKENS, Sampling(penalty=penalty), schedule=schedule))
             assert [s.token for s in steps] == want, f"{method} / {schedule} differs on: {article}"
@@ -51,7 +51,9 @@ def test_engine_matches_reference(engine, lora_files, method):
 
 
 def test_adapters_change_the_output(engine, lora_files):
-    prompt = prompt_tokens(engine, ARTICLES[0])
-    outputs = {m: [s.token for s in engine.generate(prompt, plan, MAX_TOKENS, Sampling(penalty=p))]
+    """Over the fixture articles (on some CPUs the weak random TAM leaves one article's greedy
+    output as it was, so one article alone does not tell)."""
+    outputs = {m: tuple(s.token for article in ARTICLES[:4]
+                        for s in engine.generate(prompt_tokens(engine, article), plan, MAX_TOKENS, Sampling(penalty=p)))
                for m, (plan, p) in plans(lora_files).items() if m in ("base", "tam", "oppu")}
-    assert len({tuple(v) for v in outputs.values()}) == 3
+    assert len(set(outputs.values())) == 3

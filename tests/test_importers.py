@@ -3,6 +3,7 @@
 import json
 
 from conftest import write_jsonl
+
 from cope_local.home import ensure_home
 from cope_local.store import Store
 

@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import pytest
+from conftest import raw_connection
 
 from cope_local import migrate
 from cope_local.errors import CopeError
 from cope_local.home import ensure_home
 from cope_local.store import Store
-
-from conftest import raw_connection
 
 SNAPSHOTS = Path(__file__).parent / "schema"
 STEPS = [m.number for m in migrate.available()]

@@ -6,7 +6,8 @@ import email.message
 import json
 import mailbox
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cope_local.importers import mbox, tabular
 from cope_local.importers.records import Record, Rejection, UnreadableFile

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import NET_LOG, raw_connection
+
 from cope_local import database
 from cope_local.home import ensure_home
 from cope_local.store import Store

@@ -12,8 +12,8 @@ import time
 from textwrap import dedent
 
 import pytest
-
 from conftest import dump, register_adapters
+
 from cope_local import adapter_versions
 from cope_local.home import ensure_home
 from cope_local.store import Store

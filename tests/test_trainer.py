@@ -14,18 +14,18 @@ import torch
 
 pytest.importorskip("peft")
 
+from conftest import register_adapters  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 
-from conftest import register_adapters  # noqa: E402
 from cope_local import adapter_versions  # noqa: E402
 from cope_local.engine.llama import Context, LoraAdapter, Model  # noqa: E402
 from cope_local.home import ensure_home  # noqa: E402
 from cope_local.models import embedded_model_path  # noqa: E402
 from cope_local.store import Store  # noqa: E402
 from trainer import loop  # noqa: E402
-from trainer.export import export_adapter, write_f32_copy  # noqa: E402
 from trainer.loading import load_base, pick_device  # noqa: E402
 from trainer.pipeline import Job, Options  # noqa: E402
+from trainer.to_gguf import adapter_to_gguf, write_f32_copy  # noqa: E402
 
 TEXT = ("<|im_start|>system\nYou are a news headline generator.<|im_end|>\n<|im_start|>user\nGenerate a headline "
         "for the following article.\narticle: The city council voted on Tuesday to build protected bike lanes.\n"
@@ -57,7 +57,7 @@ def test_exported_adapter_matches_transformers_on_an_f32_base(tmp_path):
     batch = torch.tensor([ids], device=device.torch)
     loop.run(peft_model, [batch] * 4, lambda b: (peft_model(input_ids=b[0], labels=b[0]).loss, b[0].numel()),
              loop.Hyper(epochs=1, lr=2e-3, batch_size=1, warmup=0), device)
-    adapter = export_adapter(peft_model, "user", embedded_model_path(), tmp_path / "user.gguf")
+    adapter = adapter_to_gguf(peft_model, "user", embedded_model_path(), tmp_path / "user.gguf")
     with torch.no_grad():
         torch_rows = torch.log_softmax(peft_model(input_ids=batch).logits[0].double(), -1).cpu().numpy()
         with peft_model.disable_adapter():
@@ -83,19 +83,19 @@ def test_one_row_per_prompt_scores_each_response_as_if_alone():
     positions must make that exactly the same as one sequence per response."""
     from cope_local.bench.fixtures import ARTICLES
     from cope_local.tasks import get_task
-    from trainer.data import Example, collate, collate_branches, branch_logprobs, response_logprobs
-    from trainer.stages import Workbench
+    from trainer.data import Example, branch_logprobs, collate, collate_branches, response_logprobs
+    from trainer.stages import BaseTrainer
 
-    bench = Workbench(embedded_model_path())
-    model = bench.user_model()
+    base = BaseTrainer(embedded_model_path())
+    model = base.user_model()
     with torch.no_grad():
         for weight in (p for p in model.parameters() if p.requires_grad):
             weight.normal_(0, 0.02)  # a non-zero adapter
-        rows = [bench.encoder.branches(get_task("headline"), {"text": article}, [f"Real Headline {i}", "Another One", "x"][: 1 + i % 3])
+        rows = [base.encoder.branches(get_task("headline"), {"text": article}, [f"Real Headline {i}", "Another One", "x"][: 1 + i % 3])
                 for i, article in enumerate(ARTICLES[:5])]
-        shared = branch_logprobs(model, collate_branches(rows, bench.device.torch, bench.pad_id))
+        shared = branch_logprobs(model, collate_branches(rows, base.device.torch, base.pad_id))
         for row, scores in zip(rows, shared):
-            alone = response_logprobs(model, collate([Example(row.prompt_ids, r) for r in row.responses], bench.pad_id, bench.device.torch))
+            alone = response_logprobs(model, collate([Example(row.prompt_ids, r) for r in row.responses], base.pad_id, base.device.torch))
             assert torch.allclose(scores[:len(row.responses)], alone, atol=1e-3)
             assert (scores[len(row.responses):] == 0).all()
 
@@ -165,7 +165,7 @@ def test_a_failed_retrain_keeps_the_active_adapter(cope, cope_home, tmp_path, lo
     def broken(*args, **kwargs):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr("trainer.pipeline.Workbench", broken)
+    monkeypatch.setattr("trainer.pipeline.BaseTrainer", broken)
     with Store.open(ensure_home(cope_home)) as store:
         [outcome] = Job(store, "cat").run()
         assert outcome.status == "failed" and "previous adapter stays active" in outcome.message

@@ -3,9 +3,9 @@
 import asyncio
 
 import pytest
+from conftest import register_adapters
 from textual.widgets import Button, DataTable, Input, Label, TextArea
 
-from conftest import register_adapters
 from cope_local.home import ensure_home
 from cope_local.store import Store
 from tui.app import CopeApp
@@ -242,3 +242,50 @@ async def test_settings_switch_the_data_folder(with_history, tmp_path, monkeypat
         assert (other / "cope.db").exists()
     monkeypatch.delenv("COPE_HOME")
     assert home_root() == other.resolve()  # remembered for the next start
+
+
+def notifications(app):
+    return [n.message for n in app._notifications]
+
+
+async def test_retrain_runs_in_a_child_process_and_reports_its_outcome(with_history):
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "adapters"
+        app.query_one("#adapter-profile").value = "ann"
+        await pilot.pause()
+        app.query_one("#retrain", Button).press()
+        await wait_for(pilot, lambda: any("need 8" in m for m in notifications(app)), timeout=120)
+        await wait_for(pilot, lambda: not app.query_one("#retrain", Button).disabled)
+
+
+async def test_a_crash_while_retraining_is_reported_and_the_app_stays_up(with_history, monkeypatch):
+    """llama.cpp dying by a signal in the retrain takes only the child down; the app says what to try."""
+    import sys
+
+    from cope_local import guard
+
+    crash = [sys.executable, "-c", "import os, signal; open(os.environ['COPE_CRASH_NOTE'], 'w').write("
+             "'decoding with the model /m/base.gguf (extra buffers)'); os.kill(os.getpid(), signal.SIGSEGV)"]
+    monkeypatch.setattr("tui.adapters_pane.Watched", lambda argv, **kw: guard.Watched(argv, command=crash, **kw))
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "adapters"
+        app.query_one("#adapter-profile").value = "ann"
+        await pilot.pause()
+        app.query_one("#retrain", Button).press()
+        await wait_for(pilot, lambda: any("SIGSEGV" in m and "COPE_LLAMA_BUFFERS=plain" in m for m in notifications(app)))
+        await wait_for(pilot, lambda: not app.query_one("#retrain", Button).disabled)
+        assert app.is_running
+
+
+async def test_a_failed_draft_says_so_in_the_status_and_a_message(with_history):
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#field-text", Input).value = ""
+        await pilot.click("#generate")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        status = str(app.query_one("#draft-status", Label).render())
+        assert status.startswith("failed") and "drafting" not in status
+        assert notifications(app) and not app.query_one("#generate", Button).disabled

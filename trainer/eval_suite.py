@@ -8,26 +8,20 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from cope_local import adapter_versions
-from cope_local.draft import FAMILY_DEFAULTS
+from cope_local import adapter_versions, methods
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, Plan
 from cope_local.evaluation import Question, chart, load, markdown_table, rouge, split, summarise
 from cope_local.home import ensure_home
-from cope_local.models import resolve
-from cope_local.prompts import messages_for, render_chat
+from cope_local.methods import LABELS, METHODS, Adapters
+from cope_local.models import loading, resolve
+from cope_local.progress import Progress, Report, ignore
+from cope_local.prompts import render_chat
 from cope_local.store import Store
 from cope_local.tasks import Task, get_task
 
 from .pipeline import Job, Options
-
-METHODS = ["base", "rag", "pag", "tam", "oppu", "oppu_dpo", "oppu_cd", "cope"]
-LABELS = {"base": "Base", "rag": "RAG (BM25 top-3)", "pag": "PAG", "tam": "TAM", "oppu": "OPPU",
-          "oppu_dpo": "OPPU+DPO", "oppu_cd": "OPPU+CD", "cope": "CoPe (DPO+CD)"}
-TRAINED = {"oppu", "oppu_dpo", "oppu_cd", "cope"}
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -54,8 +48,7 @@ def test_cases(question: Question, settings: Settings) -> tuple[list[tuple[dict,
     return history, cases
 
 
-def run(data: Path, out: Path, task_name: str | None, settings: Settings, progress: Progress | None = None) -> dict:
-    progress = progress or (lambda stage, step, total: None)
+def run(data: Path, out: Path, task_name: str | None, settings: Settings, report: Report = ignore) -> dict:
     task, questions = load(data, get_task(task_name) if task_name else None)
     test, others = split(questions, settings.users)
     index, count = settings.shard
@@ -66,15 +59,16 @@ def run(data: Path, out: Path, task_name: str | None, settings: Settings, progre
     with Store.open(ensure_home(out / "store")) as store:
         _import(store, task, test, others, settings)
         model = resolve(store)
-        with Engine(model.path) as engine, cache.open("a", encoding="utf-8") as sink:
+        with Engine(model.path, loading=loading(store, model)) as engine, cache.open("a", encoding="utf-8") as sink:
             for number, question in enumerate(test, 1):
-                progress("users", number - 1, len(test))
+                report(Progress("users", number - 1, len(test)))
                 history, cases = test_cases(question, settings)
                 profile = f"user:{question.user}"
                 wanted = [m for m in settings.methods if any((c.id, m) not in done for c in cases)]
                 if not wanted:
                     continue
-                adapters = _adapters(store, profile, task, settings, progress) if set(wanted) & (TRAINED | {"tam"}) else {}
+                trained = any(METHODS[m].tam or METHODS[m].user for m in wanted)
+                adapters = _adapters(store, profile, task, settings, report) if trained else Adapters()
                 for method in wanted:
                     for case in cases:
                         if (case.id, method) in done:
@@ -86,7 +80,7 @@ def run(data: Path, out: Path, task_name: str | None, settings: Settings, progre
                         sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                         sink.flush()
                         done[(case.id, method)] = row
-            progress("users", len(test), len(test))
+            report(Progress("users", len(test), len(test)))
     rows = [r for r in done.values() if r["method"] in settings.methods]
     summary = summarise(rows, [m for m in METHODS if m in settings.methods])
     result = {"data": str(data), "task": task.name, "users": len(test), "settings": settings.__dict__, "summary": summary,
@@ -113,37 +107,28 @@ def _import(store: Store, task: Task, test: list[Question], others: list[Questio
                 store.add_writing(person, task.name, inputs, output, written_at=date)
 
 
-def _adapters(store: Store, profile: str, task: Task, settings: Settings, progress: Progress) -> dict[str, Path | None]:
+def _adapters(store: Store, profile: str, task: Task, settings: Settings, report: Report) -> Adapters:
     options = Options(epochs=settings.epochs, lr=settings.lr, rank=settings.rank, tam_max_items=settings.tam_items)
-    job = Job(store, profile, options=options, report=lambda stage, step, total, loss: progress(stage, step, total))
+    job = Job(store, profile, options=options, report=report)
     outcome = job.train_task(task)
     tam = adapter_versions.active(store, task.name, "tam", None)
     user = adapter_versions.active(store, task.name, "user", store.profile_id(profile))
     if outcome.status == "failed" or user is None:
         raise RuntimeError(f"training {profile} failed: {outcome.message}")
-    return {"tam": tam.gguf_path if tam else None, "dpo": user.gguf_path, "sft": user.gguf_path.parent / "sft.gguf"}
+    return Adapters(tam.gguf_path if tam else None, user.gguf_path.parent / "sft.gguf", user.gguf_path)
 
 
-def _predict(engine: Engine, task: Task, method: str, case: Question, history, adapters: dict) -> str:
-    defaults = FAMILY_DEFAULTS[task.family]
-    tam = ((adapters["tam"], 1.0),) if adapters.get("tam") else ()
-    messages = messages_for(task, case.inputs)
-    if method == "rag":
-        messages[1]["content"] = _retrieved(task, case, history) + messages[1]["content"]
-    elif method == "pag":
-        messages[1]["content"] = f"The user's writing style: {_style_profile(engine, task, history)}\n\n" + messages[1]["content"]
-    plans = {
-        "base": Plan(user=()), "rag": Plan(user=()), "pag": Plan(user=()), "tam": Plan(user=tam),
-        "oppu": Plan(user=(*tam, (adapters.get("sft"), 1.0))),
-        "oppu_dpo": Plan(user=(*tam, (adapters.get("dpo"), 1.0))),
-        "oppu_cd": Plan(user=(*tam, (adapters.get("sft"), 1.0)), base=tam, alpha=defaults["alpha"], tau=defaults["tau"]),
-        "cope": Plan(user=(*tam, (adapters.get("dpo"), 1.0)), base=tam, alpha=defaults["alpha"], tau=defaults["tau"]),
-    }
-    plan = plans[method]
-    penalty = defaults["penalty"] if plan.base is not None else 1.0
-    prompt = engine.tokenize_prompt(render_chat(engine.model.chat_template(), messages))
-    tokens = [s.token for s in engine.generate(prompt, plan, defaults["max_tokens"], Sampling(penalty=penalty))]
-    return b"".join(engine.model.piece(t) for t in tokens).decode("utf-8", errors="replace").strip()
+def _predict(engine: Engine, task: Task, name: str, case: Question, history, adapters: Adapters) -> str:
+    """One answer, by the drafting policy `cope draft` uses (cope_local.methods)."""
+    chosen, notes = METHODS[name], []
+    params = methods.params(chosen, task.family)
+    used, plan = methods.plan(chosen, adapters, params["alpha"], params["tau"], notes)
+    preamble = {"rag": lambda: _retrieved(task, case, history),
+                "pag": lambda: f"The user's writing style: {_style_profile(engine, task, history)}\n\n"}
+    prompt = methods.prompt_tokens(engine, task, case.inputs, params["max_tokens"], notes,
+                                   preamble[used.context]() if used.context else "")
+    sampling = Sampling(params["temperature"], params["top_p"], params["penalty"])
+    return methods.text_of(engine, [s.token for s in engine.generate(prompt, plan, params["max_tokens"], sampling)])
 
 
 def _retrieved(task: Task, case: Question, history) -> str:
@@ -171,6 +156,5 @@ def _style_profile(engine: Engine, task: Task, history) -> str:
         messages = [{"role": "system", "content": "You describe writing styles."},
                     {"role": "user", "content": f"Texts by one author:\n{listing}\n\nDescribe this author's writing style in two sentences."}]
         prompt = engine.tokenize_prompt(render_chat(engine.model.chat_template(), messages))
-        tokens = [s.token for s in engine.generate(prompt, Plan(user=()), 80)]
-        _STYLE_CACHE[key] = b"".join(engine.model.piece(t) for t in tokens).decode("utf-8", errors="replace").strip()
+        _STYLE_CACHE[key] = methods.text_of(engine, [s.token for s in engine.generate(prompt, Plan(user=()), 80)])
     return _STYLE_CACHE[key]

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from cope_local.errors import CopeError
-from cope_local.gguf_header import read_header
+from cope_local.gguf.header import read_header
 
 hf_logging.disable_progress_bar()
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
+
+from cope_local.progress import Progress, Report, ignore
 
 from .data import batches
 from .loading import Device
@@ -40,11 +42,8 @@ class LoopResult:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
-Progress = Callable[[int, int, float], None]  # (step, total steps, loss)
-
-
 def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]], hyper: Hyper, device: Device,
-        checkpoint: Path | None = None, progress: Progress | None = None) -> LoopResult:
+        checkpoint: Path | None = None, report: Report = ignore, stage: str = "train") -> LoopResult:
     """Train the model's trainable parameters on `items`; `loss_fn(batch) -> (loss, tokens)`."""
     torch.manual_seed(hyper.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -78,8 +77,7 @@ def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]],
         step += 1
         result.losses.append(float(loss.detach()))
         result.tokens += tokens
-        if progress:
-            progress(step, total, result.losses[-1])
+        report(Progress(stage, step, total, result.losses[-1]))
         if checkpoint and (step % hyper.checkpoint_every == 0 or step == total):
             _save(checkpoint, params, optimizer, schedule, step, result.losses)
     result.seconds = time.perf_counter() - started

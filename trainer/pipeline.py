@@ -14,28 +14,27 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from cope_local import adapter_versions
-from cope_local.draft import FAMILY_DEFAULTS
 from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import score_continuations
 from cope_local.errors import CopeError
 from cope_local.home import Home
-from cope_local.models import ModelInfo, resolve
+from cope_local.methods import FAMILY_DEFAULTS
+from cope_local.models import ModelInfo, loading, resolve
+from cope_local.progress import Cancelled, Progress, Report, ignore
 from cope_local.store import Store, utc_now
 from cope_local.tasks import Task, get_task
 
 from .data import collate, response_logprobs
-from .stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, LoraSpec, Workbench, with_overrides
+from .stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, BaseTrainer, LoraSpec, with_overrides
 
 MIN_ITEMS = 8
 TAM_MAX_ITEMS = 2000  # other people's items per task for the TAM (CPU budget), newest first
 PARITY_TOLERANCE = 0.25  # mean |Δ log-prob| per token, llama.cpp (quantized base) vs transformers
-Report = Callable[[str, int, int, float], None]  # (stage, step, total, loss)
 
 
 @dataclass
@@ -72,18 +71,20 @@ class RunRow:
     """The training_runs row the TUI polls: stage and progress, written at most once a second."""
 
     def __init__(self, store: Store, profile_id: int, task: str, fingerprint: str):
-        self.store, self._last = store, 0.0
+        self.store, self._last, self._stage = store, 0.0, None
         with store.transaction():
             self.id = store.conn.execute(
                 "INSERT INTO training_runs (profile_id, task, status, history_fingerprint, started_at) VALUES (?, ?, 'running', ?, ?)",
                 (profile_id, task, fingerprint, utc_now()),
             ).lastrowid
 
-    def progress(self, stage: str, fraction: float, force: bool = False) -> None:
-        if force or time.monotonic() - self._last > 1.0:
-            self._last = time.monotonic()
+    def progress(self, progress: Progress) -> None:
+        if progress.stage != self._stage or time.monotonic() - self._last > 1.0:
+            self._last, self._stage = time.monotonic(), progress.stage
+            fraction = progress.step / max(progress.total, 1)
             with self.store.transaction():
-                self.store.conn.execute("UPDATE training_runs SET stage = ?, progress = ? WHERE id = ?", (stage, fraction, self.id))
+                self.store.conn.execute("UPDATE training_runs SET stage = ?, progress = ? WHERE id = ?",
+                                        (progress.stage, fraction, self.id))
 
     def finish(self, status: str, message: str, error: str | None = None) -> None:
         with self.store.transaction():
@@ -101,18 +102,19 @@ def loss_trend(losses: list[float]) -> dict:
 
 
 def dequantized_cache(home: Home, model: ModelInfo) -> Path:
-    """Where a small model's dequantized copies are kept between jobs (see Workbench)."""
+    """Where a small model's dequantized copies are kept between jobs (see BaseTrainer)."""
     return home.models / f"dequantized-{model.fingerprint[:16]}"
 
 
 class Job:
     def __init__(self, store: Store, profile: str, model_name: str | None = None, options: Options | None = None,
-                 report: Report | None = None):
+                 report: Report = ignore):
         self.store, self.profile = store, profile
         self.profile_id = store.profile_id(profile)
         self.model = resolve(store, model_name)
+        self.loading = loading(store, self.model)  # how llama.cpp loads it here (engine.loader)
         self.options = options or Options()
-        self.report = report or (lambda stage, step, total, loss: None)
+        self.report = report
 
     def tasks(self) -> list[str]:
         return sorted(task for task, count in next(p for p in self.store.profiles() if p["name"] == self.profile)["tasks"].items())
@@ -154,9 +156,10 @@ class Job:
         try:
             outcome = self._train(task, rows, workdir, fingerprint, run_row)
         except BaseException as exc:  # also KeyboardInterrupt: the row must not stay 'running'
-            run_row.finish("failed", "failed; the previous adapter stays active", f"{type(exc).__name__}: {exc}")
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
+            stopped = "cancelled" if isinstance(exc, Cancelled) else "failed"
+            run_row.finish("failed", f"{stopped}; the previous adapter stays active", f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, Cancelled)):
+                raise  # the whole job stops: no next task
             return Outcome(task.name, "failed", f"{type(exc).__name__}: {exc} — the previous adapter stays active")
         run_row.finish("done", outcome.message)
         return outcome
@@ -165,29 +168,27 @@ class Job:
         family = task.family
         timings, metrics = {}, {"items": len(rows), "history": fingerprint, "resumed": []}
 
-        def stage(name: str):
-            def progress(step: int, total: int, loss: float) -> None:
-                self.report(name, step, total, loss)
-                run_row.progress(name, step / max(total, 1))
-            run_row.progress(name, 0.0, force=True)
-            return progress
+        def report(progress: Progress) -> None:
+            self.report(progress)
+            run_row.progress(progress)
 
         started = time.perf_counter()
-        bench = Workbench(self.model.path, hf_dir=self.model.hf_dir, cache=dequantized_cache(self.store.home, self.model))
+        base = BaseTrainer(self.model.path, hf_dir=self.model.hf_dir, cache=dequantized_cache(self.store.home, self.model),
+                          loading=self.loading)
         timings["load"] = time.perf_counter() - started
 
-        tam_gguf = self._ensure_tam(bench, task, stage, timings, metrics)
+        tam_gguf = self._ensure_tam(base, task, report, timings, metrics)
         spec = LoraSpec(self.options.rank, self.options.rank, USER_LORA.targets) if self.options.rank else USER_LORA
         sft_hyper = with_overrides(SFT_HYPER[family], epochs=self.options.epochs, lr=self.options.lr)
         final = workdir / "adapter.gguf"
 
         t = time.perf_counter()
         finished = self.options.dpo and final.exists()  # DPO done: resume from its weights
-        model = bench.user_model(spec, resume_from=workdir / ("peft" if finished else "sft-peft") / "user")
+        model = base.user_model(spec, resume_from=workdir / ("peft" if finished else "sft-peft") / "user")
         if (workdir / "sft.gguf").exists():
             metrics["resumed"].append("sft")
         else:
-            result = bench.train_sft(model, task, rows, workdir, sft_hyper, stage("sft"))
+            result = base.train_sft(model, task, rows, workdir, sft_hyper, report)
             metrics["sft"] = {**loss_trend(result.losses), "steps": result.steps,
                               "tokens_per_s": round(result.tokens_per_second, 1)}
         timings["sft"] = time.perf_counter() - t
@@ -196,22 +197,22 @@ class Job:
             t = time.perf_counter()
             if (workdir / "negatives.json").exists():
                 metrics["resumed"].append("negatives")
-            pairs = bench.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json",
-                                         FAMILY_DEFAULTS[family]["max_tokens"], progress=stage("negatives"))
+            pairs = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json",
+                                         FAMILY_DEFAULTS[family]["max_tokens"], report=report)
             timings["negatives"] = time.perf_counter() - t
             metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1)}
             t = time.perf_counter()
             if final.exists():
                 metrics["resumed"].append("dpo")
             else:
-                result = bench.train_dpo(model, task, pairs, workdir, DPO_HYPER[family], DPO_BETA[family], stage("dpo"))
+                result = base.train_dpo(model, task, pairs, workdir, DPO_HYPER[family], DPO_BETA[family], report)
                 metrics["dpo"] = {**loss_trend(result.losses), "steps": result.steps}
             timings["dpo"] = time.perf_counter() - t
         elif not final.exists():
             shutil.copyfile(workdir / "sft.gguf", final)
 
         t = time.perf_counter()
-        metrics["smoke"] = self._smoke_check(bench, model, task, rows[0], tam_gguf, final)
+        metrics["smoke"] = self._smoke_check(base, model, task, rows[0], tam_gguf, final)
         timings["smoke"] = time.perf_counter() - t
         metrics["timings"] = {k: round(v, 1) for k, v in timings.items()}
         version = adapter_versions.register(
@@ -221,11 +222,11 @@ class Job:
         )
         return Outcome(task.name, "done", f"'{task.name}' v{version.version} active ({len(rows)} items)", version.version, timings, metrics)
 
-    def _ensure_tam(self, bench: Workbench, task: Task, stage, timings, metrics) -> Path | None:
+    def _ensure_tam(self, base: BaseTrainer, task: Task, report: Report, timings, metrics) -> Path | None:
         t = time.perf_counter()
         current = adapter_versions.active(self.store, task.name, "tam", None)
         if current and current.base_fingerprint == self.model.fingerprint and current.peft_path and current.peft_path.exists():
-            bench.merge_tam(current.peft_path)
+            base.merge_tam(current.peft_path)
             metrics["tam"] = {"version": current.version}
             return current.gguf_path
         rows = self.corpus(task)
@@ -234,7 +235,7 @@ class Job:
             return None
         folder = self.store.home.adapters / "tam" / task.name / f"run-{history_fingerprint(rows, self.model, Options())}"
         folder.mkdir(parents=True, exist_ok=True)
-        result = bench.train_tam(task, rows, folder, TAM_HYPER, progress=stage("tam"))
+        result = base.train_tam(task, rows, folder, TAM_HYPER, report=report)
         tam = adapter_versions.register(
             self.store, task=task.name, kind="tam", profile_id=None, gguf_path=folder / "adapter.gguf",
             peft_path=folder / "peft" / "tam", base_fingerprint=self.model.fingerprint,
@@ -254,20 +255,19 @@ class Job:
         ).fetchall()
         return [(json.loads(inputs), output) for inputs, output in rows]
 
-    def _smoke_check(self, bench: Workbench, model, task: Task, row, tam_gguf: Path | None, adapter: Path) -> dict:
+    def _smoke_check(self, base: BaseTrainer, model, task: Task, row, tam_gguf: Path | None, adapter: Path) -> dict:
         """The new adapter loads in llama.cpp, drafts something, and agrees with transformers."""
         inputs, output = row
-        example = bench.encoder.example(task, inputs, output)
+        example = base.encoder.example(task, inputs, output)
         with torch.no_grad():
-            tensors = collate([example], bench.pad_id, bench.device.torch)
+            tensors = collate([example], base.pad_id, base.device.torch)
             torch_logp = float(response_logprobs(model, tensors)[0])
-        with Engine(self.model.path) as engine:
+        with Engine(self.model.path, loading=self.loading) as engine:  # closing it closes ctx too
             user_set = ((tam_gguf, 1.0),) if tam_gguf else ()
             user_set = (*user_set, (adapter, 1.0))
             draft = [s.token for s in engine.generate(example.prompt_ids, Plan(user=user_set), 24)]
             ctx = Context(engine.model, [(engine.adapter(p), s) for p, s in user_set])
             [[llama_logp]] = score_continuations(ctx, [example.prompt_ids], [[example.response_ids]])
-            ctx.close()
         gap = abs(torch_logp - llama_logp) / len(example.response_ids)
         if not draft:
             raise CopeError("the new adapter drafts nothing; it was not activated")

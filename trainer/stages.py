@@ -1,4 +1,4 @@
-"""The training stages of CoPe (shared/notes/cope-method.md), each a function of a Workbench:
+"""The training stages of CoPe (shared/notes/cope-method.md), each a function of a BaseTrainer:
 TAM, OPPU SFT, Best-of-K negatives from π_base, DPO against π_base."""
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine
 from cope_local.engine.llama import Context
+from cope_local.engine.loader import Loading
 from cope_local.engine.sampling import sample_continuations
-from cope_local.gguf_header import read_header
+from cope_local.gguf.header import read_header
+from cope_local.progress import Progress, Report, ignore
 from cope_local.tasks import Task
 
 from . import loop
 from .data import Branches, Encoder, Example, branch_logprobs, collate, collate_branches, response_loss
-from .export import export_adapter, write_f32_copy
 from .loading import Device, cpu_threads, load_base, pick_device, small_enough_to_cache
+from .to_gguf import adapter_to_gguf, write_f32_copy
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,14 @@ NEGATIVES_CTX = 8192
 SCORING_BATCH = 8  # items per transformers forward when scoring samples
 
 
-class Workbench:
-    """The base model in transformers (loaded once per job) and the same GGUF for llama.cpp."""
+class BaseTrainer:
+    """The base model in transformers (loaded once per job) and the same GGUF for llama.cpp: the
+    stages below train adapters on it."""
 
     def __init__(self, gguf_path: Path, device: Device | None = None, max_length: int = 512, hf_dir: Path | None = None,
-                 cache: Path | None = None):
+                 cache: Path | None = None, loading: Loading | None = None):
         self.gguf_path = Path(gguf_path)
+        self.loading = loading  # how llama.cpp loads the base here (None: engine.loader decides)
         self.device = device or pick_device()
         self.cache = cache  # dequantized copies of a small model, kept between jobs
         self.model, self.tokenizer = load_base(self.gguf_path, hf_dir, device=self.device, cache=cache and cache / "hf")
@@ -79,12 +83,12 @@ class Workbench:
     # -- TAM ---------------------------------------------------------------------------------
 
     def train_tam(self, task: Task, rows, out_dir: Path, hyper: loop.Hyper = TAM_HYPER, spec: LoraSpec = TAM_LORA,
-                  progress=None) -> loop.LoopResult:
+                  report: Report = ignore) -> loop.LoopResult:
         model = get_peft_model(self.model, spec.config(), adapter_name="tam")
         result = loop.run(model, self.examples(task, rows), self.sft_loss(model), hyper, self.device,
-                          out_dir / "checkpoint.pt", progress)
+                          out_dir / "checkpoint.pt", report, "tam")
         model.save_pretrained(out_dir / "peft")
-        export_adapter(model, "tam", self.gguf_path, out_dir / "adapter.gguf")
+        adapter_to_gguf(model, "tam", self.gguf_path, out_dir / "adapter.gguf")
         self.model = model.merge_and_unload()  # π_base = base + TAM from here on
         self.tam_merged = True
         return result
@@ -101,17 +105,17 @@ class Workbench:
             return PeftModel.from_pretrained(self.model, str(resume_from), adapter_name="user", is_trainable=True)
         return get_peft_model(self.model, spec.config(), adapter_name="user")
 
-    def train_sft(self, model, task: Task, rows, out_dir: Path, hyper: loop.Hyper, progress=None) -> loop.LoopResult:
+    def train_sft(self, model, task: Task, rows, out_dir: Path, hyper: loop.Hyper, report: Report = ignore) -> loop.LoopResult:
         result = loop.run(model, self.examples(task, rows), self.sft_loss(model), hyper, self.device,
-                          out_dir / "sft-checkpoint.pt", progress)
+                          out_dir / "sft-checkpoint.pt", report, "sft")
         model.save_pretrained(out_dir / "sft-peft")
-        export_adapter(model, "user", self.gguf_path, out_dir / "sft.gguf")
+        adapter_to_gguf(model, "user", self.gguf_path, out_dir / "sft.gguf")
         return result
 
     # -- negatives ---------------------------------------------------------------------------
 
     def mine_negatives(self, model, task: Task, rows, tam_gguf: Path | None, out_file: Path, max_tokens: int,
-                       seed: int = 0, progress=None) -> list[dict]:
+                       seed: int = 0, report: Report = ignore) -> list[dict]:
         """For each item: K samples from π_base (T=1, top-p .95) drawn with llama.cpp; keep the one
         with the lowest implicit reward Σ_t log π_user(y_t) - log π_base(y_t) (paper Eq. 5, α=1).
         The rewards are computed by `model` itself (π_user; π_base with its adapter disabled), in
@@ -119,7 +123,7 @@ class Workbench:
         gives DPO its reference log-probabilities. Cached in `out_file`."""
         if out_file.exists():
             return json.loads(out_file.read_text())
-        samples = self._sample(task, rows, tam_gguf, max_tokens, seed, progress, out_file.parent)
+        samples = self._sample(task, rows, tam_gguf, max_tokens, seed, report, out_file.parent)
         pairs = []
         for start in range(0, len(rows), SCORING_BATCH):
             chunk = [(inputs, output, texts) for (inputs, output), texts in zip(rows[start:start + SCORING_BATCH], samples[start:])
@@ -158,7 +162,7 @@ class Workbench:
             if not self.cache:
                 copy.unlink(missing_ok=True)
 
-    def _sample(self, task: Task, rows, tam_gguf: Path | None, max_tokens: int, seed: int, progress,
+    def _sample(self, task: Task, rows, tam_gguf: Path | None, max_tokens: int, seed: int, report: Report,
                 scratch: Path) -> list[list[str]]:
         """K distinct non-empty sample texts per item from π_base, several items per llama.cpp batch."""
         rng = np.random.default_rng(seed)
@@ -170,7 +174,8 @@ class Workbench:
             limit = min(max_tokens, max(8, int(len(real) * 1.5)))  # negatives about as long as the real one
             items.append((self.encoder.prompt_ids(task, inputs), limit))
         texts, done = [], 0
-        with self.sampling_model(scratch) as path, Engine(path, n_threads=threads) as engine:
+        # The F32 copy is loaded the way its base is: its verdict is the base model's.
+        with self.sampling_model(scratch) as path, Engine(path, n_threads=threads, loading=self.loading) as engine:
             adapters = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
             ctx = Context(engine.model, adapters, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=NEGATIVES_K * NEGATIVES_GROUP)
             try:
@@ -181,8 +186,7 @@ class Workbench:
                                    for tokens, _ in samples)
                         texts.append(list(dict.fromkeys(t for t in decoded if t)))
                     done += len(group)
-                    if progress:
-                        progress(done, len(rows), 0.0)
+                    report(Progress("negatives", done, len(rows)))
             finally:
                 ctx.close()
         return texts
@@ -195,7 +199,7 @@ class Workbench:
     # -- DPO ---------------------------------------------------------------------------------
 
     def train_dpo(self, model, task: Task, pairs: list[dict], out_dir: Path, hyper: loop.Hyper, beta: float,
-                  progress=None) -> loop.LoopResult:
+                  report: Report = ignore) -> loop.LoopResult:
         """DPO with π_base (base + TAM: the user adapter disabled) as the reference, as the paper.
         Chosen and rejected share their prompt in one row (collate_branches)."""
         items = [self.encoder.branches(task, p["inputs"], [p["chosen"], p["rejected"]]) for p in pairs]
@@ -213,9 +217,9 @@ class Workbench:
             margin = (logps[:, 0] - ref[:, 0]) - (logps[:, 1] - ref[:, 1])
             return -F.logsigmoid(beta * margin).mean(), int((tensors["position_ids"] > 0).sum()) + len(batch)
 
-        result = loop.run(model, items, loss, hyper, self.device, out_dir / "dpo-checkpoint.pt", progress)
+        result = loop.run(model, items, loss, hyper, self.device, out_dir / "dpo-checkpoint.pt", report, "dpo")
         model.save_pretrained(out_dir / "peft")
-        export_adapter(model, "user", self.gguf_path, out_dir / "adapter.gguf")
+        adapter_to_gguf(model, "user", self.gguf_path, out_dir / "adapter.gguf")
         return result
 
 

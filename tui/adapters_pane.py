@@ -3,22 +3,28 @@ background, with live progress), rollback, and the nightly schedule on/off."""
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Label, ProgressBar, Select, Switch
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Label, Select, Switch
 from textual.worker import get_current_worker
 
 from cope_local import adapter_versions, schedule
 from cope_local.errors import CopeError
+from cope_local.guard import Watched
+from cope_local.progress import Cancelled, Progress
 from cope_local.tasks import registry
 
+from .job_progress import JobProgress
+from .pane import Pane
 
-class TrainingCancelled(Exception):
-    """Raised from the progress callback: the job stops, its finished stages are kept for resuming."""
 
-
-class AdaptersPane(Vertical):
+class AdaptersPane(Pane):
+    job: Watched | None = None  # the retrain running in a child process
     def compose(self) -> ComposeResult:
         with Horizontal(id="adapter-controls"):
             yield Select([], prompt="profile", id="adapter-profile")
@@ -26,9 +32,7 @@ class AdaptersPane(Vertical):
             yield Button("Retrain now", id="retrain", variant="primary")
             yield Button("Cancel", id="cancel-training", disabled=True)
             yield Button("Rollback", id="rollback")
-        with Horizontal(id="training-progress"):
-            yield Label("idle", id="training-stage")
-            yield ProgressBar(total=1, show_eta=False, id="training-bar")
+        yield JobProgress(id="training-progress")
         yield DataTable(id="adapter-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="schedule-row"):
             yield Label("Retrain every night (only what changed)", id="schedule-label")
@@ -66,6 +70,8 @@ class AdaptersPane(Vertical):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "cancel-training":
+            if self.job and self.job.process.poll() is None:
+                self.job.process.send_signal(signal.SIGINT)  # as Ctrl-C: the run stops and says so
             self.workers.cancel_group(self, "train")
             return
         try:
@@ -90,32 +96,35 @@ class AdaptersPane(Vertical):
 
     @work(thread=True, group="train", exclusive=True, exit_on_error=False)
     def retrain(self, profile: str, task: str | None) -> None:
-        try:
-            from trainer.pipeline import Job
-        except ImportError as exc:
-            raise CopeError(f"training needs the train extra ({exc.name} is missing): pip install 'cope-local[train]'") from None
+        """`cope train` in a watched child process: a crash in native code there is reported
+        here and cannot take the app down; Cancel interrupts it (finished stages are kept)."""
         worker = get_current_worker()
-
-        def report(stage: str, step: int, total: int, loss: float) -> None:
-            if worker.is_cancelled:
-                raise TrainingCancelled("cancelled; finished stages are kept and the next run resumes them")
-            self.app.call_from_thread(self.show_progress, stage, step, total)
-
+        argv = ["train", "--profile", profile, *(["--task", task] if task else []), "--json", "--progress-lines"]
+        self.job = job = Watched(argv, stdout=subprocess.PIPE, env={"COPE_HOME": str(self.app.home.root)})
+        result = []
         try:
-            with self.app.open_store() as store:
-                outcomes = Job(store, profile, report=report).run([task] if task else None)
-            message = "; ".join(o.message for o in outcomes) or "nothing to train"
+            for line in job.process.stdout:
+                if line.startswith("PROGRESS "):
+                    progress = Progress(**json.loads(line[len("PROGRESS "):]))
+                    self.app.call_from_thread(self.query_one(JobProgress).show, progress)
+                else:
+                    result.append(line)
+            code, crash = job.finish()
+            if crash:
+                raise CopeError(crash)
+            if worker.is_cancelled:
+                raise Cancelled("training cancelled; finished stages are kept and the next run resumes them")
+            outcomes = json.loads("".join(result)) if code in (0, 1) and result else []
+            message = "; ".join(o["message"] for o in outcomes) or f"training stopped (exit {code})"
             self.app.call_from_thread(self.app.notify, message, title="training")
         finally:
+            if job.process.poll() is None:
+                job.process.kill()
             self.app.call_from_thread(self.set_training, False)
-
-    def show_progress(self, stage: str, step: int, total: int) -> None:
-        self.query_one("#training-stage", Label).update(f"{stage} {step}/{total}")
-        self.query_one("#training-bar", ProgressBar).update(progress=step, total=total)
 
     def set_training(self, busy: bool) -> None:
         self.query_one("#retrain", Button).disabled = busy
         self.query_one("#cancel-training", Button).disabled = not busy
         if not busy:
-            self.query_one("#training-stage", Label).update("idle")
+            self.query_one(JobProgress).idle()
             self.reload()

@@ -13,13 +13,16 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from cope_local.draft import close_engines
 from cope_local.home import Home, ensure_home, remember_home_root
+from cope_local.progress import Cancelled
 from cope_local.store import Store
 
 from .adapters_pane import AdaptersPane
 from .draft_pane import DraftPane
+from .eval_pane import EvalPane
 from .history_pane import HistoryPane
-from .settings_pane import EvalPane, SettingsPane
+from .settings_pane import SettingsPane
 from .welcome import WelcomeScreen
 
 
@@ -77,10 +80,17 @@ class CopeApp(App):
         self.query_one(TabbedContent).active = tab
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one error handler: a failed worker becomes a message, never a traceback."""
+        self.worker_state_changed(event)
+
+    def worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one error handler (the panes forward theirs): a failed worker becomes a message,
+        never a traceback; a cancelled job is news, not an error."""
         if event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.notify(str(error), title=f"{event.worker.group} failed", severity="error", timeout=10)
+            if isinstance(error, Cancelled):
+                self.notify(str(error), title=f"{event.worker.group} cancelled")
+            else:
+                self.notify(str(error), title=f"{event.worker.group} failed", severity="error", timeout=10)
 
     def refresh_data(self) -> None:
         """History changed (import, accept, delete): every pane re-reads what it shows."""
@@ -88,6 +98,9 @@ class CopeApp(App):
             pane.reload()
 
     def on_unmount(self) -> None:
+        for pane in self.query(DraftPane):
+            pane.cancel.set()  # a running draft stops at its next token; close_engines waits for it
+        close_engines()  # loaded models and their contexts
         self.store.close()
 
 

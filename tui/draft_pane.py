@@ -8,18 +8,22 @@ import threading
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 from textual.worker import get_current_worker
 
 from cope_local import draft as drafting
 from cope_local.errors import CopeError
+from cope_local.methods import DRAFT_METHODS, METHODS
+from cope_local.progress import Cancelled
 from cope_local.tasks import get_task, registry
 
-METHODS = [("CoPe", "cope"), ("OPPU", "oppu"), ("TAM", "tam"), ("Base", "base")]
+from .pane import Pane
+
+MENU = [(METHODS[name].short, name) for name in DRAFT_METHODS]
 
 
-class DraftPane(Vertical):
+class DraftPane(Pane):
     BINDINGS = [("ctrl+g", "generate", "Generate"), ("escape", "cancel", "Cancel")]
 
     def __init__(self) -> None:
@@ -33,8 +37,8 @@ class DraftPane(Vertical):
         with Horizontal(id="draft-controls"):
             yield Select([], prompt="profile", id="profile")
             yield Select([(t, t) for t in registry()], value="headline", allow_blank=False, id="task")
-            yield Select(METHODS, value="cope", allow_blank=False, id="method")
-            yield Select([(label, value) for label, value in METHODS], prompt="compare with…", id="compare")
+            yield Select(MENU, value="cope", allow_blank=False, id="method")
+            yield Select(MENU, prompt="compare with…", id="compare")
             yield Input(placeholder="α", id="alpha", restrict=r"[0-9.]*")
             yield Input(placeholder="τ", id="tau", restrict=r"[0-9.]*")
         yield VerticalScroll(id="fields")
@@ -127,12 +131,14 @@ class DraftPane(Vertical):
                         if worker.is_cancelled:
                             self.cancel.set()
                         self.app.call_from_thread(self.append, widget_id, step)
-                    if self.cancel.is_set():
-                        self.app.call_from_thread(self.set_busy, False, "cancelled")
-                        return
                     if widget_id == "#draft-text":
                         draft_id = drafting.save(store, prepared)
                         self.app.call_from_thread(self.finished, prepared, draft_id)
+        except Cancelled:
+            self.app.call_from_thread(self.set_busy, False, "cancelled")
+        except Exception as exc:  # the status says so; the app's one error handler shows the message
+            self.app.call_from_thread(self.set_busy, False, "failed: " + str(exc).splitlines()[0])
+            raise
         finally:
             self.app.call_from_thread(self.set_busy, False, None)
 
@@ -194,7 +200,7 @@ def token_view(prepared) -> Text:
             changed.append(step)
         else:
             text.append(piece)
-    if prepared.method != "cope":
+    if not METHODS[prepared.method].contrast:
         return text
     text.append(f"\n\n{len(changed)} of {len(prepared.steps)} tokens changed by the contrast")
     for step in changed[:6]:

@@ -7,17 +7,20 @@ from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Select, Static
 from textual.worker import get_current_worker
 
 from cope_local.errors import CopeError
-from cope_local.importers import ImportCancelled, parse_file, run_import
+from cope_local.importers import parse_file, run_import
 from cope_local.importers.records import Rejection, UnreadableFile
+from cope_local.progress import Cancelled
 from cope_local.tasks import get_task, registry
 
+from .pane import Pane
 
-class HistoryPane(Vertical):
+
+class HistoryPane(Pane):
     BINDINGS = [("delete", "delete_selected", "Delete item")]
 
     def compose(self) -> ComposeResult:
@@ -117,7 +120,7 @@ class HistoryPane(Vertical):
         try:
             with self.app.open_store() as store:
                 report = run_import(store, [path], profile, task, cancelled=lambda: worker.is_cancelled)
-        except ImportCancelled as exc:
+        except Cancelled as exc:
             self.app.call_from_thread(self.import_done, str(exc))
             return
         except BaseException:

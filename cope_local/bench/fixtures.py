@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..adapters import write_lora_gguf
-from ..gguf_header import read_header
+from ..gguf.header import read_header
+from ..gguf.lora import write_lora_gguf
 from ..models import embedded_model_path
 
 LORA_TARGETS = ("attn_q.", "attn_k.", "attn_v.", "attn_output.", "ffn_gate.", "ffn_up.", "ffn_down.")

@@ -31,20 +31,21 @@ def sft_speed(store: Store, profile: str, items: int, steps: int) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from trainer import loop
-    from trainer.stages import SFT_HYPER, USER_LORA, Workbench
+    from trainer.stages import SFT_HYPER, USER_LORA, BaseTrainer
+
     from ..prompts import render_prompt
     from ..tasks import get_task
 
     task = get_task("headline")
     rows = [(w.inputs, w.output) for w in store.writings(profile=profile, task="headline")[:items]]
-    bench = Workbench(embedded().path)
-    model = get_peft_model(bench.model, USER_LORA.config(), adapter_name="user")
+    ours = BaseTrainer(embedded().path)
+    model = get_peft_model(ours.model, USER_LORA.config(), adapter_name="user")
     batch = SFT_HYPER["lamp"].batch_size
-    examples = bench.examples(task, rows)[: steps * batch]
-    ours = loop.run(model, examples, bench.sft_loss(model), loop.Hyper(epochs=1, lr=1e-5, batch_size=batch), bench.device)
+    examples = ours.examples(task, rows)[: steps * batch]
+    ours = loop.run(model, examples, ours.sft_loss(model), loop.Hyper(epochs=1, lr=1e-5, batch_size=batch), ours.device)
     model.unload()
 
-    base, tokenizer = bench.model, bench.tokenizer
+    base, tokenizer = ours.model, ours.tokenizer
     data = Dataset.from_list([{"prompt": render_prompt(task, inputs, tokenizer.chat_template), "completion": output + tokenizer.eos_token}
                               for inputs, output in rows])
     with tempfile.TemporaryDirectory() as out:
@@ -69,7 +70,7 @@ def sft_speed(store: Store, profile: str, items: int, steps: int) -> dict:
 
 def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10, speed_only: bool = False) -> dict:
     from trainer.pipeline import Job, Options, dequantized_cache
-    from trainer.stages import Workbench
+    from trainer.stages import BaseTrainer
 
     with tempfile.TemporaryDirectory() as folder:
         home = ensure_home(Path(folder))
@@ -79,7 +80,7 @@ def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10,
             if speed_only:
                 return {"data": str(data), "user": profile, "sft_speed": sft_speed(store, profile, items, trl_steps)}
             # Every nightly run after the first finds the dequantized copies the first one made.
-            with Workbench(embedded().path, cache=dequantized_cache(home, embedded())).sampling_model(home.root):
+            with BaseTrainer(embedded().path, cache=dequantized_cache(home, embedded())).sampling_model(home.root):
                 pass
             started = time.perf_counter()
             [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items)).run(["headline"])

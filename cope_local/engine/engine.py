@@ -15,17 +15,18 @@ from __future__ import annotations
 import codecs
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..adapters import validate
-from ..models import read_gguf
+from ..gguf import read_gguf
+from ..gguf.lora import validate
 from .decoding import Choice, Sampling, choose_contrast, choose_plain, head
 from .llama import Context, LoraAdapter, Model
+from .loader import Loading
 
 AdapterSet = tuple[tuple[Path, float], ...]
 
@@ -48,7 +49,7 @@ class Step:
 
 
 @dataclass
-class Schedule:
+class BasePacing:
     """How π_base is evaluated: lazily (only when needed) and/or in a worker thread."""
 
     lazy: bool = True
@@ -115,10 +116,11 @@ class _Track:
 class Engine:
     """Owns the model, its adapters and contexts; `generate` streams one draft at a time."""
 
-    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 1, max_contexts: int = 3):
+    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 1, max_contexts: int = 3,
+                 loading: Loading | None = None):
         self.model_path = Path(model_path)
         self.header = read_gguf(self.model_path)
-        self.model = Model(self.model_path)
+        self.model = Model(self.model_path, loading)
         self.n_ctx, self.n_threads, self.max_contexts = n_ctx, n_threads, max_contexts
         self._adapters: dict[Path, LoraAdapter] = {}
         self._contexts: OrderedDict[AdapterSet, Context] = OrderedDict()
@@ -147,16 +149,13 @@ class Engine:
         return ctx
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        for ctx in self._contexts.values():
-            ctx.close()
-        self._contexts.clear()
-        for adapter in self._adapters.values():
-            adapter.close()
-        self._adapters.clear()
-        self.model.close()
+        with self._lock:  # after the generation in progress, if any
+            self._pool.shutdown(wait=True)
+            self._contexts.clear()
+            self._adapters.clear()
+            self.model.close()  # closes every context and adapter made on it, newest first
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -177,10 +176,10 @@ class Engine:
         sampling: Sampling = Sampling(),
         seed: int | None = None,
         cancel: threading.Event | None = None,
-        schedule: Schedule | None = None,
+        schedule: BasePacing | None = None,
     ) -> Iterator[Step]:
         """Yield each chosen token as soon as it is chosen; stops at end-of-text or max_tokens."""
-        schedule = schedule or Schedule()
+        schedule = schedule or BasePacing()
         rng = np.random.default_rng(seed) if sampling.temperature > 0 else None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         if len(prompt_tokens) + max_tokens > self.n_ctx:

@@ -7,14 +7,17 @@ so π_base (base + TAM) and π_user (base + TAM + user) share the weights.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import llama_cpp.llama_cpp as C
 import numpy as np
 
 from ..errors import CopeError
+from ..gguf import fingerprint
+from .loader import Loading, decide, requested_mode
 
 _init_lock = threading.Lock()
 _initialised = False
@@ -25,13 +28,24 @@ def _silent_log(level, text, user_data):  # llama.cpp logs to stderr by default;
     return None
 
 
-def _ensure_backend() -> None:
+def ensure_backend():
+    """llama.cpp, initialised once per process (quiet); returns the C API module."""
     global _initialised
     with _init_lock:
         if not _initialised:
             C.llama_log_set(_silent_log, ctypes.c_void_p(0))
             C.llama_backend_init()
             _initialised = True
+    return C
+
+
+def note_activity(text: str) -> None:
+    """Tell a supervising parent (cope_local.guard) what llama.cpp is working on, so that if this
+    process dies by a signal the parent can name the model and adapters."""
+    path = os.environ.get("COPE_CRASH_NOTE")
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -44,13 +58,17 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class Model:
-    """A GGUF base model loaded (mmap) once; tokenizer and chat template come with it."""
+    """A GGUF base model loaded (mmap) once; tokenizer and chat template come with it.
+    It owns the adapters and contexts made on it: closing it closes them first."""
 
-    def __init__(self, path: Path):
-        _ensure_backend()
+    def __init__(self, path: Path, loading: Loading | None = None):
+        ensure_backend()
         self.path = Path(path)
-        params = C.llama_model_default_params()
-        self._model = C.llama_model_load_from_file(str(self.path).encode(), params)
+        # How llama.cpp loads it on this CPU (loader.py); without a store, verdicts live per process.
+        self.loading = loading = loading or decide(self.path, fingerprint(self.path), requested_mode())
+        self._owned: list = []  # adapters and contexts on this model, closed before it
+        note_activity(f"loading the model {self.path} ({loading.mode} buffers)")
+        self._model = C.llama_model_load_from_file(str(self.path).encode(), loading.params())
         if not self._model:
             raise CopeError(f"llama.cpp could not load the model {self.path}", hint="is it a complete, supported GGUF? see `cope models`")
         self.vocab = C.llama_model_get_vocab(self._model)
@@ -97,7 +115,13 @@ class Model:
     def is_end(self, token: int) -> bool:
         return bool(C.llama_vocab_is_eog(self.vocab, token))
 
+    def own(self, resource) -> None:
+        self._owned = [r for r in self._owned if not r.closed] + [resource]
+
     def close(self) -> None:
+        for resource in reversed(self._owned):
+            resource.close()
+        self._owned.clear()
         if self._model:
             C.llama_model_free(self._model)
             self._model = None
@@ -108,16 +132,22 @@ class LoraAdapter:
 
     def __init__(self, model: Model, path: Path):
         self.path = Path(path)
+        note_activity(f"loading the adapter {self.path} onto the model {model.path} ({model.loading.mode} buffers)")
         self._adapter = C.llama_adapter_lora_init(model.handle, str(self.path).encode())
         if not self._adapter:
             raise CopeError(
                 f"llama.cpp refused the adapter {self.path} (wrong shapes or architecture for this model)",
                 hint="retrain it for this base model: cope train",
             )
+        model.own(self)
 
     @property
     def handle(self):
         return self._adapter
+
+    @property
+    def closed(self) -> bool:
+        return not self._adapter
 
     def close(self) -> None:
         # llama.cpp frees adapters with their model; an explicit free is also allowed while it lives.
@@ -150,10 +180,13 @@ class Context:
         self.tokens: list[int] = []  # what the KV cache holds, position by position
         self._previous: list[int] = []  # the last sequence started, to find the shared prefix
         self._snapshot: tuple[list[int], ctypes.Array] | None = None
+        model.own(self)
         self.set_adapters(adapters)
 
     def set_adapters(self, adapters: Sequence[tuple[LoraAdapter, float]]) -> None:
         active = [(a, s) for a, s in adapters if s != 0.0]
+        note_activity(f"decoding with the model {self.model.path} ({self.model.loading.mode} buffers)"
+                      + "".join(f", adapter {a.path} at {s:g}" for a, s in active))
         if active:
             handles = (C.llama_adapter_lora_p_ctypes * len(active))(*[a.handle for a, _ in active])
             scales = (ctypes.c_float * len(active))(*[s for _, s in active])
@@ -238,6 +271,10 @@ class Context:
         if status != 0:
             self.clear()
             raise CopeError(f"llama.cpp failed to evaluate the text (code {status})")
+
+    @property
+    def closed(self) -> bool:
+        return not self._ctx
 
     def copy_sequence(self, source: int, target: int) -> None:
         C.llama_memory_seq_cp(C.llama_get_memory(self._ctx), source, target, -1, -1)

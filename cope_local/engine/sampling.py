@@ -10,7 +10,7 @@ The context needs n_seq_max >= K * len(prompts) and room for all of their tokens
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

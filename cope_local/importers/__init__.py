@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from ..errors import CopeError
+from ..progress import Cancelled
 from ..store import Store
 from ..tasks import Task, get_task
 from . import folder, lamp, mbox, tabular
@@ -72,7 +73,7 @@ def run_import(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> ImportReport:
     """Parse every path fully first, then write all good rows in ONE transaction. `cancelled` is
-    polled as it goes; when it turns true nothing is stored (ImportCancelled)."""
+    polled as it goes; when it turns true nothing is stored (Cancelled)."""
     task = get_task(task_name) if task_name else None
     report = ImportReport()
     parsed: list[tuple[Path, Record]] = []
@@ -119,11 +120,6 @@ def _needs_profile(path: Path, fmt: str | None) -> bool:
         return True
 
 
-class ImportCancelled(CopeError):
-    def __init__(self):
-        super().__init__("import cancelled; nothing was stored")
-
-
 def _stop_if(cancelled: Callable[[], bool], count: int) -> None:
     if count % 200 == 0 and cancelled():
-        raise ImportCancelled()
+        raise Cancelled("import cancelled; nothing was stored")

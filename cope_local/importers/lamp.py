@@ -8,8 +8,8 @@ summary, reviewText}, ...). The questions themselves are left to `cope eval`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..tasks import Task, registry
 from .records import Record, Rejection, UnreadableFile, line_of, read_text

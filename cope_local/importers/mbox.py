@@ -6,9 +6,9 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Iterator
 
 from ..tasks import Task, registry
 from .records import Record, Rejection, UnreadableFile

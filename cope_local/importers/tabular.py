@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ..tasks import Task, registry
 from .records import Record, Rejection, UnreadableFile, read_text
@@ -59,7 +59,7 @@ def csv_rows(text: str) -> Iterator[tuple[int, dict]]:
     """(first line of the row, row) pairs; rows may span lines inside quotes."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        reader.fieldnames  # reads the header row, which may itself span lines
+        _ = reader.fieldnames  # reads the header row, which may itself span lines
         start = reader.line_num + 1
         for row in reader:
             yield start, row

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import click
 
-from . import database, privacy
-from .cli import cli, emit_json, open_store
-from .errors import CopeError
-from .store import utc_now
+from .. import database, privacy
+from ..errors import CopeError
+from ..store import utc_now
+from .common import emit_json, json_option, open_store
 
 
-@cli.group("privacy")
+@click.group("privacy")
 def privacy_command() -> None:
     """Where your data is and how it is protected."""
 
 
 @privacy_command.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def privacy_status(as_json) -> None:
     """What is encrypted, where the key lives, and anything others could read."""
     with open_store() as store:
@@ -36,7 +36,7 @@ def privacy_status(as_json) -> None:
     click.echo(f"network:   {report['network']}")
 
 
-@cli.command("export")
+@click.command("export")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--profile", "-p", help="One person's data (default: every profile).")
 def export_command(out, profile) -> None:
@@ -45,12 +45,12 @@ def export_command(out, profile) -> None:
     if out.exists():
         raise CopeError(f"{out} already exists", hint="choose a new file name")
     with open_store() as store:
-        report = privacy.export(store, out, profile)
+        report = privacy.export_json(store, out, profile)
     click.echo(f"exported {report['writings']} writings and {report['drafts']} drafts "
                f"of {report['profiles']} profile(s) to {out} (unencrypted)")
 
 
-@cli.command()
+@click.command()
 @click.option("--profile", "-p", required=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def forget(profile, yes) -> None:
@@ -64,7 +64,7 @@ def forget(profile, yes) -> None:
                f"{report['adapters']} adapter versions")
 
 
-@cli.command()
+@click.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup(path) -> None:
     """A consistent copy of the database (safe while the app or a retrain runs), encrypted with the same key."""
@@ -73,7 +73,7 @@ def backup(path) -> None:
     click.echo(f"backed up to {path} (restore with: cope restore {path})")
 
 
-@cli.command()
+@click.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def restore(path) -> None:
     """Replace the database with a backup made by `cope backup` (the current one is kept beside it first)."""
@@ -82,3 +82,6 @@ def restore(path) -> None:
         database.backup(store.conn, kept)
         database.restore(path, store.key, store.conn)
     click.echo(f"restored {path}; the database as it was is in {kept}")
+
+
+COMMANDS = [privacy_command, export_command, forget, backup, restore]

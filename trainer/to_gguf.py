@@ -12,9 +12,9 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from cope_local.adapters import validate, write_lora_gguf
 from cope_local.errors import CopeError
-from cope_local.gguf_header import read_header
+from cope_local.gguf.header import read_header
+from cope_local.gguf.lora import validate, write_lora_gguf
 
 _ARCHES = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
 PERMUTED_ARCHES = {"llama"}  # only llama's converter reorders q/k rows
@@ -56,7 +56,7 @@ def lora_pairs(peft_model, adapter: str, architecture: str, n_head: int, n_head_
     return pairs
 
 
-def export_adapter(peft_model, adapter: str, base_gguf: Path, out: Path) -> Path:
+def adapter_to_gguf(peft_model, adapter: str, base_gguf: Path, out: Path) -> Path:
     """Write `adapter` of `peft_model` (trained on `base_gguf`) as a llama.cpp LoRA GGUF and check it."""
     base = read_header(base_gguf)
     arch = base.architecture
@@ -73,7 +73,7 @@ def export_adapter(peft_model, adapter: str, base_gguf: Path, out: Path) -> Path
     return out
 
 
-def export_peft_dir(peft_dir: Path, base_gguf: Path, out: Path, hf_dir: Path | None = None) -> Path:
+def peft_dir_to_gguf(peft_dir: Path, base_gguf: Path, out: Path, hf_dir: Path | None = None) -> Path:
     """`cope adapters export`: a saved PEFT adapter folder -> GGUF."""
     from peft import PeftModel
 
@@ -81,7 +81,7 @@ def export_peft_dir(peft_dir: Path, base_gguf: Path, out: Path, hf_dir: Path | N
 
     model, _ = load_base(base_gguf, hf_dir)
     peft_model = PeftModel.from_pretrained(model, str(peft_dir), adapter_name="export")
-    return export_adapter(peft_model, "export", base_gguf, out)
+    return adapter_to_gguf(peft_model, "export", base_gguf, out)
 
 
 def write_f32_copy(base_gguf: Path, out: Path) -> Path:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 
-from . import adapter_versions
-from .cli import cli, emit_json, open_store
-from .errors import CopeError
-from .tasks import registry
+from .. import adapter_versions
+from ..errors import CopeError, needs_train_extra
+from ..methods import LABELS, METHODS
+from ..progress import Progress
+from ..tasks import registry
+from .common import StageProgress, emit_json, json_option, open_store
 
 
-@cli.command()
+@click.command()
 @click.option("--profile", "-p", help="Whose adapters (see --all).")
 @click.option("--all", "everyone", is_flag=True, help="Every person's profile (the nightly job).")
 @click.option("--task", "-t", "tasks", multiple=True, type=click.Choice(sorted(registry())), help="Default: every task with history.")
@@ -23,22 +26,20 @@ from .tasks import registry
 @click.option("--no-dpo", is_flag=True, help="Stop after OPPU SFT (no negatives, no DPO).")
 @click.option("--max-items", type=int, help="Train on the newest N items only.")
 @click.option("--force", is_flag=True, help="Retrain even if the history did not change.")
-@click.option("--json", "as_json", is_flag=True)
-def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, as_json) -> None:
+@click.option("--progress-lines", is_flag=True, hidden=True, help="One 'PROGRESS {json}' line per update (for the app).")
+@json_option
+def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, progress_lines, as_json) -> None:
     """Retrain PROFILE's adapters where their history changed (resumable; the old adapter stays until the new one is ready)."""
-    try:
+    with needs_train_extra("training"):
         from trainer.pipeline import Job, Options
-    except ImportError as exc:
-        raise CopeError(f"training needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
-    from .progress import StageProgress
 
     options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items)
     if not profile and not everyone:
         raise CopeError("whose adapters? pass --profile NAME, or --all", hint="cope profiles lists them")
-    with open_store() as store, StageProgress(enabled=not as_json) as progress:
+    with open_store() as store, StageProgress(enabled=not (as_json or progress_lines)) as bars:
+        report = progress_line if progress_lines else bars.update
         names = [p["name"] for p in store.profiles() if p["kind"] == "person"] if everyone else [profile]
-        outcomes = [o for name in names
-                    for o in Job(store, name, options=options, report=progress.update).run(list(tasks) or None)]
+        outcomes = [o for name in names for o in Job(store, name, options=options, report=report).run(list(tasks) or None)]
     if as_json:
         emit_json([o.__dict__ for o in outcomes])
     else:
@@ -48,7 +49,11 @@ def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, 
         sys.exit(1)
 
 
-@cli.command("eval")
+def progress_line(progress: Progress) -> None:
+    click.echo("PROGRESS " + json.dumps(progress.__dict__))
+
+
+@click.command("eval")
 @click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help="LaMP/LongLaMP folder or questions JSON.")
 @click.option("--task", "-t", type=click.Choice(sorted(registry())), help="Detected from the data when omitted.")
 @click.option("--users", type=int, default=100, show_default=True, help="Test users: those with the longest histories.")
@@ -64,12 +69,9 @@ def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, 
 @click.option("--rank", type=int)
 def eval_command(data, task, users, max_profile, questions_per_user, methods, out, shard, tam_items, epochs, lr, rank) -> None:
     """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md and a chart."""
-    try:
-        from trainer.eval_suite import LABELS, METHODS, Settings, run
-    except ImportError as exc:
-        raise CopeError(f"evaluation needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
-    from .evaluation import markdown_table
-    from .progress import StageProgress
+    with needs_train_extra("evaluation"):
+        from trainer.eval_suite import Settings, run
+    from ..evaluation import markdown_table
 
     chosen = tuple(m.strip() for m in methods.split(",")) if methods else tuple(METHODS)
     unknown = set(chosen) - set(METHODS)
@@ -81,19 +83,19 @@ def eval_command(data, task, users, max_profile, questions_per_user, methods, ou
     settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
                         shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank)
     with StageProgress() as progress:
-        result = run(data, out, task, settings, lambda stage, step, total: progress.update(stage, step, total, 0.0))
+        result = run(data, out, task, settings, progress.update)
     click.echo(markdown_table(result["summary"], LABELS))
     click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}, {out / 'rougeL.png'}")
 
 
-@cli.group()
+@click.group()
 def adapters() -> None:
     """Trained adapters: list, roll back, export a PEFT folder to GGUF."""
 
 
 @adapters.command("list")
 @click.option("--profile", "-p")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def adapters_list(profile, as_json) -> None:
     with open_store() as store:
         rows = sorted(adapter_versions.listing(store, store.profile_id(profile) if profile else None),
@@ -126,19 +128,17 @@ def adapters_rollback(profile, task) -> None:
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def adapters_export(peft_dir, base, out) -> None:
     """Convert a PEFT LoRA folder (trained on BASE) to a llama.cpp LoRA GGUF."""
-    try:
-        from trainer.export import export_peft_dir
-    except ImportError as exc:
-        raise CopeError(f"exporting needs the train extra ({exc.name} is missing)", hint="pip install 'cope-local[train]'") from None
-    click.echo(f"wrote {export_peft_dir(peft_dir, base, out)}")
+    with needs_train_extra("exporting"):
+        from trainer.to_gguf import peft_dir_to_gguf
+    click.echo(f"wrote {peft_dir_to_gguf(peft_dir, base, out)}")
 
 
-@cli.command()
+@click.command()
 @click.argument("action", type=click.Choice(["install", "remove", "status"]), default="status")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def schedule(action, as_json) -> None:
     """The nightly retrain: a systemd user timer (Linux) or a launchd agent (macOS)."""
-    from . import schedule as scheduling
+    from .. import schedule as scheduling
 
     scheduling.require_posix()
     result = {"install": scheduling.install, "remove": scheduling.remove, "status": scheduling.status}[action]()
@@ -150,7 +150,7 @@ def schedule(action, as_json) -> None:
             click.echo(f"  {path}")
 
 
-@cli.group()
+@click.group()
 def bench() -> None:
     """Speed and memory benchmarks (JSON; see docs/benchmarks.md)."""
 
@@ -161,12 +161,14 @@ def bench() -> None:
 @click.option("--threads", type=int, default=1, show_default=True, help="llama.cpp threads per context.")
 @click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved repetitions; the best is kept.")
 @click.option("--hf-prompts", type=int, default=None, help="Prompts for the HF+PEFT loops [default: the same as --prompts].")
+@click.option("--hf/--no-hf", default=True, show_default=True, help="Also time the paper's HF+PEFT loop.")
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
-def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, as_json) -> None:
-    """Plain greedy vs naive CoPe vs optimized CoPe vs an HF+PEFT CoPe loop; memory of 1 vs 2 contexts."""
-    from .bench import decode
+def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, as_json) -> None:
+    """Plain greedy vs naive CoPe vs optimized CoPe vs an HF+PEFT CoPe loop, with llama.cpp's plain
+    and extra buffers where both work, and on one core; memory of 1 vs 2 contexts."""
+    from ..bench import decode
 
-    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts))
+    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts, hf=hf))
 
 
 @bench.command("train")
@@ -179,6 +181,9 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, as_json) ->
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
 def bench_train(data, items, tam_items, trl_steps, speed_only, as_json) -> None:
     """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
-    from .bench import train
+    from ..bench import train
 
     emit_json(train.run(data, items, tam_items, trl_steps, speed_only))
+
+
+COMMANDS = [train, eval_command, adapters, schedule, bench]

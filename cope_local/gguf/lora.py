@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CopeError
-from .gguf_header import GGUFFormatError, GGUFHeader, read_header
-from .home import PRIVATE_FILE
+from ..errors import CopeError
+from ..home import PRIVATE_FILE
+from .header import GGUFFormatError, GGUFHeader, read_header
 
 SUFFIX_A, SUFFIX_B = ".lora_a", ".lora_b"
 

@@ -1,0 +1,86 @@
+"""What every command shares: the store, JSON output, the --json option, FIELD=VALUE parsing."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..errors import CopeError
+from ..home import ensure_home
+from ..progress import Progress
+from ..store import Store
+from ..tasks import get_task
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def open_store() -> Store:
+    return Store.open(ensure_home())
+
+
+def emit_json(value) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def parse_mapping(pairs: tuple[str, ...]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        if not sep or not field or not column:
+            raise click.BadParameter(f"'{pair}' is not FIELD=COLUMN", param_hint="--map")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def parse_fields(task_name: str, values: tuple[str, ...]) -> dict[str, str]:
+    """FIELD=VALUE pairs; a task with one input also takes plain text ('-' reads stdin)."""
+    task = get_task(task_name)
+    fields, loose = {}, []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if sep and name in task.inputs:
+            fields[name] = rest
+        else:
+            loose.append(sys.stdin.read() if value == "-" else value)
+    if loose:
+        if len(task.inputs) != 1:
+            raise CopeError(f"task '{task.name}' has several inputs", hint="give each as FIELD=VALUE: " + " ".join(f"{n}=..." for n in task.inputs))
+        fields[task.inputs[0]] = " ".join(loose)
+    return fields
+
+
+def short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class StageProgress:
+    """A rich progress bar per stage of a long job, for the terminal."""
+
+    def __init__(self, enabled: bool = True):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bars
+
+        self.enabled = enabled
+        self._bars = Bars(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), transient=False)
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> StageProgress:
+        if self.enabled:
+            self._bars.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self._bars.stop()
+
+    def update(self, progress: Progress) -> None:
+        if not self.enabled:
+            return
+        loss = "" if progress.loss is None else f"loss {progress.loss:.3f}"
+        if progress.stage not in self._tasks:
+            self._tasks[progress.stage] = self._bars.add_task(progress.stage, total=progress.total, loss=loss)
+        self._bars.update(self._tasks[progress.stage], completed=progress.step, total=progress.total, loss=loss)

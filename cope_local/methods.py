@@ -1,0 +1,125 @@
+"""The one drafting policy: the methods, which adapters each reads, decoding defaults per task
+family, the repetition-penalty rule, the prompt (rendered and fitted to the context) and tokens
+to text. `cope draft`, the app, `cope eval` and the trainer all ask here, so that an evaluation
+measures exactly what users get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine.engine import Engine, Plan
+from .errors import CopeError
+from .prompts import render_prompt
+from .tasks import Task
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    label: str  # in result tables
+    short: str  # in the app's method menus
+    user: str | None = None  # the user adapter it reads: "sft" (OPPU) or "final" (after DPO)
+    tam: bool = True  # base + task adapter
+    contrast: bool = False  # CoPe decoding against π_base (base + TAM)
+    context: str | None = None  # "rag" / "pag": the user's history in the prompt instead of an adapter
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("base", "Base", "Base", tam=False),
+    Method("rag", "RAG (BM25 top-3)", "RAG", tam=False, context="rag"),
+    Method("pag", "PAG", "PAG", tam=False, context="pag"),
+    Method("tam", "TAM", "TAM"),
+    Method("oppu", "OPPU", "OPPU", user="sft"),
+    Method("oppu_dpo", "OPPU+DPO", "OPPU+DPO", user="final"),
+    Method("oppu_cd", "OPPU+CD", "OPPU+CD", user="sft", contrast=True),
+    Method("cope", "CoPe (DPO+CD)", "CoPe", user="final", contrast=True),
+)}
+LABELS = {name: m.label for name, m in METHODS.items()}
+DRAFT_METHODS = ("cope", "oppu_dpo", "oppu", "oppu_cd", "tam", "base")  # what drafting offers
+# Paper defaults per task family (cope-method.md). The penalty acts on CoPe's contrast score.
+FAMILY_DEFAULTS = {
+    "lamp": {"alpha": 0.3, "tau": 0.1, "penalty": 1.0, "max_tokens": 100},
+    "longlamp": {"alpha": 0.1, "tau": 0.1, "penalty": 7.0, "max_tokens": 600},
+}
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """The adapter files a person has for a task (None where missing)."""
+
+    tam: Path | None = None
+    sft: Path | None = None
+    final: Path | None = None
+
+    def user(self, stage: str) -> Path | None:
+        return self.sft if stage == "sft" else self.final
+
+
+def method(name: str, allowed: Sequence[str] = tuple(METHODS)) -> Method:
+    if name not in allowed:
+        raise CopeError(f"unknown method '{name}'", hint="use one of: " + ", ".join(allowed))
+    return METHODS[name]
+
+
+def params(chosen: Method, family: str, **overrides) -> dict:
+    """Decoding parameters: the family's defaults, then what the caller set. The family penalty
+    is defined on CoPe's contrast score, so methods without the contrast keep 1 unless asked."""
+    result = {**FAMILY_DEFAULTS[family], "temperature": 0.0, "top_p": 1.0, "seed": None}
+    result.update({k: v for k, v in overrides.items() if v is not None})
+    if not chosen.contrast and overrides.get("penalty") is None:
+        result["penalty"] = 1.0
+    return result
+
+
+def plan(chosen: Method, adapters: Adapters, alpha: float, tau: float, notes: list[str]) -> tuple[Method, Plan]:
+    """The contexts a method needs; with adapters missing it degrades (with a note) to what exists.
+    Returns the method really used."""
+    tam_set = ((adapters.tam, 1.0),) if adapters.tam and chosen.tam else ()
+    user = adapters.user(chosen.user) if chosen.user else None
+    if chosen.user and user is None:
+        fallback = "tam" if adapters.tam else "base"
+        notes.append("no adapter trained on your writing yet for this task (run: cope train); drafting with the "
+                     + ("task adapter" if adapters.tam else "base model"))
+        return plan(METHODS[fallback], adapters, alpha, tau, notes)
+    if chosen.name == "tam" and adapters.tam is None:
+        notes.append("no task adapter (TAM) for this task; drafting with the base model")
+        return plan(METHODS["base"], adapters, alpha, tau, notes)
+    if user is None:
+        return chosen, Plan(user=tam_set)
+    user_set = (*tam_set, (user, 1.0))
+    if not chosen.contrast:
+        return chosen, Plan(user=user_set)
+    if not tam_set:
+        notes.append("no task adapter (TAM): contrasting your adapter against the plain base model")
+    return chosen, Plan(user=user_set, base=tam_set, alpha=alpha, tau=tau)
+
+
+def prompt_tokens(engine: Engine, task: Task, inputs: dict[str, str], max_tokens: int, notes: list[str],
+                  preamble: str = "") -> list[int]:
+    """The prompt's tokens, rendered as training renders it (the model's chat template with its
+    BOS and EOS), `preamble` (RAG/PAG) before the instruction; an input too long for the context
+    is cut, never the instruction."""
+    model = engine.model
+    budget = engine.n_ctx - min(max_tokens, engine.n_ctx // 2)
+    template, bos, eos = model.chat_template(), model.special_text(model.bos), model.special_text(model.eos)
+    inputs = dict(inputs)
+    for _ in range(8):
+        tokens = engine.tokenize_prompt(render_prompt(task, inputs, template, bos, eos, preamble))
+        if len(tokens) <= budget:
+            return tokens
+        longest = max(task.inputs, key=lambda name: len(inputs[name]))
+        keep = int(len(inputs[longest]) * budget / len(tokens) * 0.9)
+        if keep < 1:
+            break
+        inputs[longest] = inputs[longest][:keep]
+        if not any("shortened" in n for n in notes):
+            notes.append(f"the {task.label(longest)} was too long for the model's context and was shortened")
+    raise CopeError("the prompt does not fit the model's context", hint="shorten the input")
+
+
+def text_of(engine: Engine, tokens: Sequence[int]) -> str:
+    """Generated tokens as the text a person reads."""
+    return b"".join(engine.model.piece(t) for t in tokens).decode("utf-8", errors="replace").strip()
