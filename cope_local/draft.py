@@ -124,22 +124,24 @@ def prepare(store: Store, profile: str, task_name: str, inputs: dict[str, str], 
     profile_id = store.profile_id(profile)
     model = resolve(store, model_name)
     notes: list[str] = []
-    adapters = person_adapters(store, task.name, profile_id, model, notes)
-    params = methods.params(chosen, task.family, **overrides)
+    adapters, tuned = person_adapters(store, task.name, profile_id, model, notes)
+    params = methods.params(task.family, tuned, **overrides)
     used, plan = methods.plan(chosen, adapters, params["alpha"], params["tau"], notes)
-    params = methods.params(used, task.family, **overrides)
     threads = store.setting("threads")
     engine = engine_for(model, models.loading(store, model), n_threads=int(threads) if threads else None)
     prompt = methods.prompt_tokens(engine, task, inputs, params["max_tokens"], notes)
     return Draft(engine, profile_id, task, dict(inputs), used.name, params, plan, prompt, notes)
 
 
-def person_adapters(store: Store, task: str, profile_id: int, model: ModelInfo, notes: list[str]) -> methods.Adapters:
-    """The task adapter and the person's adapters (after SFT, and final) usable with `model`."""
+def person_adapters(store: Store, task: str, profile_id: int, model: ModelInfo,
+                    notes: list[str]) -> tuple[methods.Adapters, dict | None]:
+    """The task adapter and the person's adapters (after SFT, and final) usable with `model`, and
+    what tuning chose for them (None where untuned)."""
     tam = usable_adapter(store, task, "tam", None, model, notes)
     final = usable_adapter(store, task, "user", profile_id, model, notes)
     sft = final.parent / "sft.gguf" if final else None
-    return methods.Adapters(tam, sft if sft and sft.exists() else final, final)
+    tuned = adapter_versions.active(store, task, "user", profile_id).metrics.get("tuning") if final else None
+    return methods.Adapters(tam, sft if sft and sft.exists() else final, final), tuned
 
 
 def save(store: Store, draft: Draft) -> int:

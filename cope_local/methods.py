@@ -6,7 +6,7 @@ measures exactly what users get.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +39,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 LABELS = {name: m.label for name, m in METHODS.items()}
 DRAFT_METHODS = ("cope", "oppu_dpo", "oppu", "oppu_cd", "tam", "base")  # what drafting offers
-# Paper defaults per task family (cope-method.md). The penalty acts on CoPe's contrast score.
+# Paper defaults per task family (cope-method.md).
+CONTEXT_TOKENS = 2048  # the drafting context; training fits its prompts to the same budget
 FAMILY_DEFAULTS = {
     "lamp": {"alpha": 0.3, "tau": 0.1, "penalty": 1.0, "max_tokens": 100},
     "longlamp": {"alpha": 0.1, "tau": 0.1, "penalty": 7.0, "max_tokens": 600},
@@ -64,13 +65,14 @@ def method(name: str, allowed: Sequence[str] = tuple(METHODS)) -> Method:
     return METHODS[name]
 
 
-def params(chosen: Method, family: str, **overrides) -> dict:
-    """Decoding parameters: the family's defaults, then what the caller set. The family penalty
-    is defined on CoPe's contrast score, so methods without the contrast keep 1 unless asked."""
+def params(family: str, tuned: dict | None = None, **overrides) -> dict:
+    """Decoding parameters: the family's defaults (the paper's), then α and τ chosen for this
+    person on their held-out writing (`cope train --tune`), then what the caller set. The
+    family's repetition penalty (long-form: 7) applies to every method alike, on the score it
+    picks by: log p for plain decoding, the contrast score for CoPe (engine.decoding)."""
     result = {**FAMILY_DEFAULTS[family], "temperature": 0.0, "top_p": 1.0, "seed": None}
+    result.update({k: tuned[k] for k in ("alpha", "tau") if tuned and k in tuned})
     result.update({k: v for k, v in overrides.items() if v is not None})
-    if not chosen.contrast and overrides.get("penalty") is None:
-        result["penalty"] = 1.0
     return result
 
 
@@ -97,17 +99,19 @@ def plan(chosen: Method, adapters: Adapters, alpha: float, tau: float, notes: li
     return chosen, Plan(user=user_set, base=tam_set, alpha=alpha, tau=tau)
 
 
-def prompt_tokens(engine: Engine, task: Task, inputs: dict[str, str], max_tokens: int, notes: list[str],
-                  preamble: str = "") -> list[int]:
-    """The prompt's tokens, rendered as training renders it (the model's chat template with its
-    BOS and EOS), `preamble` (RAG/PAG) before the instruction; an input too long for the context
-    is cut, never the instruction."""
-    model = engine.model
-    budget = engine.n_ctx - min(max_tokens, engine.n_ctx // 2)
-    template, bos, eos = model.chat_template(), model.special_text(model.bos), model.special_text(model.eos)
+def prompt_budget(max_tokens: int, n_ctx: int = CONTEXT_TOKENS) -> int:
+    """Tokens a prompt may take: the context less the room kept for the draft."""
+    return n_ctx - min(max_tokens, n_ctx // 2)
+
+
+def fit_prompt(tokenize: Callable[[str], list[int]], render: Callable[[dict[str, str]], str], task: Task,
+               inputs: dict[str, str], budget: int, notes: list[str]) -> list[int]:
+    """The rendered prompt's tokens in at most `budget`; an input too long is cut (its longest
+    field, proportionally, then again if needed), never the instruction. Drafting (llama.cpp's
+    tokenizer) and training (the HF tokenizer) both come here, so they cut alike."""
     inputs = dict(inputs)
     for _ in range(8):
-        tokens = engine.tokenize_prompt(render_prompt(task, inputs, template, bos, eos, preamble))
+        tokens = tokenize(render(inputs))
         if len(tokens) <= budget:
             return tokens
         longest = max(task.inputs, key=lambda name: len(inputs[name]))
@@ -118,6 +122,16 @@ def prompt_tokens(engine: Engine, task: Task, inputs: dict[str, str], max_tokens
         if not any("shortened" in n for n in notes):
             notes.append(f"the {task.label(longest)} was too long for the model's context and was shortened")
     raise CopeError("the prompt does not fit the model's context", hint="shorten the input")
+
+
+def prompt_tokens(engine: Engine, task: Task, inputs: dict[str, str], max_tokens: int, notes: list[str],
+                  preamble: str = "") -> list[int]:
+    """The prompt's tokens for drafting, rendered as training renders it (the model's chat
+    template with its BOS and EOS), `preamble` (RAG/PAG) before the instruction."""
+    model = engine.model
+    template, bos, eos = model.chat_template(), model.special_text(model.bos), model.special_text(model.eos)
+    return fit_prompt(engine.tokenize_prompt, lambda fitted: render_prompt(task, fitted, template, bos, eos, preamble),
+                      task, inputs, prompt_budget(max_tokens, engine.n_ctx), notes)
 
 
 def text_of(engine: Engine, tokens: Sequence[int]) -> str:

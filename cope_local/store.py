@@ -204,6 +204,47 @@ class Store:
 
     # -- settings ---------------------------------------------------------------------------
 
+    def corpus(self, task: str, excluded_profile: int, limit: int) -> list[tuple[dict, str]]:
+        """Other people's writing for a task (task-corpus and eval profiles, never `excluded_profile`),
+        newest first: what a task adapter learns from."""
+        rows = self.conn.execute(
+            """SELECT w.inputs, w.output FROM writings w JOIN profiles p ON p.id = w.profile_id
+               WHERE w.task = ? AND p.id != ? AND p.kind IN ('corpus', 'eval')
+               ORDER BY coalesce(w.written_at, w.created_at) DESC LIMIT ?""",
+            (task, excluded_profile, limit),
+        ).fetchall()
+        return [(json.loads(inputs), output) for inputs, output in rows]
+
+    # -- training runs (one row per task and retrain; the app lists them) --------------------
+
+    def start_training_run(self, profile_id: int, task: str, history_fingerprint: str) -> int:
+        with self.transaction():
+            return self.conn.execute(
+                "INSERT INTO training_runs (profile_id, task, status, history_fingerprint, started_at) VALUES (?, ?, 'running', ?, ?)",
+                (profile_id, task, history_fingerprint, utc_now()),
+            ).lastrowid
+
+    def training_progress(self, run_id: int, stage: str, fraction: float) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE training_runs SET stage = ?, progress = ? WHERE id = ?", (stage, fraction, run_id))
+
+    def finish_training_run(self, run_id: int, status: str, message: str, error: str | None = None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE training_runs SET status = ?, message = ?, error = ?, progress = CASE WHEN ? THEN 1.0 ELSE progress END, "
+                "finished_at = ? WHERE id = ?",
+                (status, message, error, status == "done", utc_now(), run_id),
+            )
+
+    def training_runs(self, profile_id: int | None = None, limit: int = 20) -> list[dict]:
+        """The newest training runs (of one profile), with their stage, progress and outcome."""
+        return list(self.db.query(
+            """SELECT r.id, p.name AS profile, r.task, r.status, r.stage, r.progress, r.message, r.error,
+                      r.started_at, r.finished_at
+               FROM training_runs r LEFT JOIN profiles p ON p.id = r.profile_id
+               WHERE :profile IS NULL OR r.profile_id = :profile ORDER BY r.id DESC LIMIT :limit""",
+            {"profile": profile_id, "limit": limit}))
+
     def fail_running_training(self, since: str, error: str) -> None:
         """Training runs a crashed process left 'running' since `since` are closed as failed."""
         with self.transaction():

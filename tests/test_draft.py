@@ -81,8 +81,9 @@ def test_an_input_longer_than_the_context_is_shortened(cope, person):
     assert "was too long for the model's context and was shortened" in result.stderr
 
 
-def test_the_long_form_penalty_applies_to_the_contrast_only(cope, person):
+def test_the_long_form_penalty_applies_to_every_method_alike(cope, person):
+    """Issue 13: baselines and CoPe are decoded under one repetition-penalty rule (on log p)."""
     out = json.loads(cope("draft", "-t", "post", "-p", person, "-m", "base", "--max-tokens", "4", "--json", "My bike").stdout)
-    assert out["params"]["penalty"] == 1.0 and out["params"]["alpha"] == 0.1 and out["method"] == "base"
+    assert out["params"]["penalty"] == 7.0 and out["params"]["alpha"] == 0.1 and out["method"] == "base"
     out = json.loads(cope("draft", "-t", "post", "-p", person, "-m", "base", "--penalty", "1.3", "--max-tokens", "4", "--json", "My bike").stdout)
     assert out["params"]["penalty"] == 1.3

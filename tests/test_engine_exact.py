@@ -27,11 +27,12 @@ def plans(lora_files):
         "cope": (Plan(user=user, base=tam, alpha=0.3, tau=0.1), 1.0),
         "cope-penalty": (Plan(user=user, base=tam, alpha=0.5, tau=0.05), 1.5),
         "cope-no-tam": (Plan(user=((lora_files["user"], 1.0),), base=(), alpha=1.0, tau=0.05), 1.0),
+        "oppu-penalty": (Plan(user=user), 7.0),  # long-form: the same penalty rule as CoPe
     }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["base", "tam", "oppu", "cope", "cope-penalty", "cope-no-tam"])
+@pytest.mark.parametrize("method", ["base", "tam", "oppu", "cope", "cope-penalty", "cope-no-tam", "oppu-penalty"])
 def test_engine_matches_reference(engine, lora_files, method):
     plan, penalty = plans(lora_files)[method]
     head_sizes, changed = [], 0

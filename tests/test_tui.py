@@ -289,3 +289,16 @@ async def test_a_failed_draft_says_so_in_the_status_and_a_message(with_history):
         status = str(app.query_one("#draft-status", Label).render())
         assert status.startswith("failed") and "drafting" not in status
         assert notifications(app) and not app.query_one("#generate", Button).disabled
+
+
+async def test_the_adapters_tab_lists_recent_training_runs(with_history):
+    with Store.open(ensure_home(with_history)) as store:
+        run = store.start_training_run(store.profile_id("ann"), "headline", "f")
+        store.training_progress(run, "sft", 0.5)
+        store.finish_training_run(run, "failed", "cancelled; the previous adapter stays active")
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("TabbedContent").active = "adapters"
+        await pilot.pause()
+        table = app.query_one("#runs-table", DataTable)
+        assert table.row_count == 1 and table.get_row_at(0)[1:6] == ["ann", "headline", "failed", "sft", "50%"]

@@ -1,4 +1,5 @@
-"""History items -> (prompt, response) token ids, rendered exactly as the engine renders prompts."""
+"""History items -> (prompt, response) token ids exactly as drafting sees them; batching and
+scoring of those ids."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cope_local.methods import FAMILY_DEFAULTS, fit_prompt, prompt_budget
 from cope_local.prompts import render_prompt
 from cope_local.tasks import Task
 
@@ -28,35 +30,56 @@ class Branches:
 
 
 class Encoder:
-    """Tokenizes like llama.cpp at draft time: prompt alone (template supplies BOS), then the response."""
+    """Tokenizes exactly as drafting does: the prompt fitted to the drafting context by
+    methods.fit_prompt (inside the input fields, never the instruction; the template supplies
+    BOS), then the response as drafting would produce it, up to the task family's limit."""
 
-    def __init__(self, tokenizer, chat_template: str | None, max_length: int = 512):
+    def __init__(self, tokenizer, chat_template: str | None):
         self.tokenizer = tokenizer
         self.template = chat_template
-        self.max_length = max_length
         self.end = tokenizer.eos_token or ""
+        self.end_ids = self._tokens(self.end) if self.end else []
 
-    def prompt_ids(self, task: Task, inputs: dict[str, str]) -> list[int]:
-        text = render_prompt(task, inputs, self.template, self.tokenizer.bos_token or "", self.end)
+    def _tokens(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
+    def prompt_ids(self, task: Task, inputs: dict[str, str]) -> list[int]:
+        bos = self.tokenizer.bos_token or ""
+        return fit_prompt(self._tokens, lambda fitted: render_prompt(task, fitted, self.template, bos, self.end),
+                          task, inputs, prompt_budget(limit(task)), [])
+
+    def response_ids(self, task: Task, output: str) -> list[int]:
+        """The output and the end token when both fit the drafting limit; a longer output is kept
+        to the limit WITHOUT the end token (a draft that long is cut there too: no false stop)."""
+        ids = self._tokens(output.strip())
+        return ids + self.end_ids if len(ids) + len(self.end_ids) <= limit(task) else ids[: limit(task)]
+
     def example(self, task: Task, inputs: dict[str, str], output: str) -> Example:
-        prompt = self.prompt_ids(task, inputs)
-        response = self.tokenizer(output.strip() + self.end, add_special_tokens=False).input_ids
-        room = self.max_length - len(response)
-        if room < 16:  # a very long output: keep its start, and enough prompt to condition on
-            response = response[: self.max_length // 2]
-            room = self.max_length - len(response)
-        return Example(prompt[-room:] if len(prompt) > room else prompt, response)
+        return Example(self.prompt_ids(task, inputs), self.response_ids(task, output))
 
     def branches(self, task: Task, inputs: dict[str, str], outputs: list[str]) -> Branches:
-        """The prompt once and every output as a response to it, in max_length tokens together."""
-        prompt = self.prompt_ids(task, inputs)
-        responses = [self.tokenizer(o.strip() + self.end, add_special_tokens=False).input_ids for o in outputs]
-        share = self.max_length // (len(responses) + 1)
-        responses = [r if len(r) <= share else r[:share] for r in responses]
-        room = self.max_length - sum(len(r) for r in responses)
-        return Branches(prompt[-room:] if len(prompt) > room else prompt, responses)
+        """The prompt once and every output, whole, as a response to it."""
+        return Branches(self.prompt_ids(task, inputs), [self.response_ids(task, o) for o in outputs])
+
+
+def limit(task: Task) -> int:
+    """How many tokens a draft of this task may have (the family's drafting limit)."""
+    return FAMILY_DEFAULTS[task.family]["max_tokens"]
+
+
+def by_tokens(items: list, budget: int, size=None) -> list[list]:
+    """Consecutive items in groups of at most `budget` padded tokens (rows × the longest row),
+    one item at least: the unit of one forward pass, so that peak memory stays bounded."""
+    size = size or length
+    groups, group, longest = [], [], 0
+    for item in items:
+        tokens = size(item)
+        if group and (len(group) + 1) * max(longest, tokens) > budget:
+            groups.append(group)
+            group, longest = [], 0
+        group.append(item)
+        longest = max(longest, tokens)
+    return groups + [group] if group else groups
 
 
 def batches(items: list, batch_size: int, seed: int, epoch: int) -> list[list]:
@@ -70,13 +93,14 @@ def batches(items: list, batch_size: int, seed: int, epoch: int) -> list[list]:
     window = batch_size * 50
     grouped = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: _length(items[i]))
+        chunk = sorted(order[start:start + window], key=lambda i: length(items[i]))
         grouped += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(grouped)
     return [[items[i] for i in batch] for batch in grouped]
 
 
-def _length(item) -> int:
+def length(item) -> int:
+    """Tokens of an Example or a Branches row."""
     if isinstance(item, Branches):
         return len(item.prompt_ids) + sum(map(len, item.responses))
     if isinstance(item, Example):
@@ -114,8 +138,12 @@ def _response_token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[tor
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                    position_ids=batch["position_ids"], logits_to_keep=length - start).logits[:, :-1].float()
     targets = labels[:, start + 1:]
-    picked = torch.gather(torch.log_softmax(logits, -1), 2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return picked, targets != IGNORE
+    return _target_logprobs(logits, targets.clamp(min=0)), targets != IGNORE
+
+
+def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[target] without a second vocabulary-sized tensor (peak memory)."""
+    return torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
 
 
 def response_logprobs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -176,5 +204,4 @@ def branch_logprobs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
                    position_ids=batch["position_ids"], logits_to_keep=length - first).logits
     rows = torch.arange(logits.shape[0], device=logits.device).view(-1, 1, 1)
     picked_logits = logits[rows, (batch["sources"] - first).clamp(min=0)].float()  # [rows, responses, width, vocab]
-    picked = torch.gather(torch.log_softmax(picked_logits, -1), 3, batch["targets"].clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * real).sum(-1)
+    return (_target_logprobs(picked_logits, batch["targets"].clamp(min=0)) * real).sum(-1)

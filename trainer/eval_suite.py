@@ -35,6 +35,7 @@ class Settings:
     epochs: float | None = None
     lr: float | None = None
     rank: int | None = None
+    tune: bool = False
 
 
 def test_cases(question: Question, settings: Settings) -> tuple[list[tuple[dict, str, str | None]], list[Question]]:
@@ -68,12 +69,12 @@ def run(data: Path, out: Path, task_name: str | None, settings: Settings, report
                 if not wanted:
                     continue
                 trained = any(METHODS[m].tam or METHODS[m].user for m in wanted)
-                adapters = _adapters(store, profile, task, settings, report) if trained else Adapters()
+                adapters, tuned = _adapters(store, profile, task, settings, report) if trained else (Adapters(), None)
                 for method in wanted:
                     for case in cases:
                         if (case.id, method) in done:
                             continue
-                        prediction = _predict(engine, task, method, case, history, adapters)
+                        prediction = _predict(engine, task, method, case, history, adapters, tuned)
                         r1, rl = rouge(prediction, case.gold)
                         row = {"key": case.id, "user": question.user, "method": method, "prediction": prediction,
                                "gold": case.gold, "rouge1": r1, "rougeL": rl}
@@ -107,21 +108,24 @@ def _import(store: Store, task: Task, test: list[Question], others: list[Questio
                 store.add_writing(person, task.name, inputs, output, written_at=date)
 
 
-def _adapters(store: Store, profile: str, task: Task, settings: Settings, report: Report) -> Adapters:
-    options = Options(epochs=settings.epochs, lr=settings.lr, rank=settings.rank, tam_max_items=settings.tam_items)
+def _adapters(store: Store, profile: str, task: Task, settings: Settings, report: Report) -> tuple[Adapters, dict | None]:
+    """The user's adapters (trained here, or found from an earlier run) and what tuning chose."""
+    options = Options(epochs=settings.epochs, lr=settings.lr, rank=settings.rank, tam_max_items=settings.tam_items,
+                      tune=settings.tune)
     job = Job(store, profile, options=options, report=report)
     outcome = job.train_task(task)
     tam = adapter_versions.active(store, task.name, "tam", None)
     user = adapter_versions.active(store, task.name, "user", store.profile_id(profile))
     if outcome.status == "failed" or user is None:
         raise RuntimeError(f"training {profile} failed: {outcome.message}")
-    return Adapters(tam.gguf_path if tam else None, user.gguf_path.parent / "sft.gguf", user.gguf_path)
+    return Adapters(tam.gguf_path if tam else None, user.gguf_path.parent / "sft.gguf", user.gguf_path), user.metrics.get("tuning")
 
 
-def _predict(engine: Engine, task: Task, name: str, case: Question, history, adapters: Adapters) -> str:
+def _predict(engine: Engine, task: Task, name: str, case: Question, history, adapters: Adapters,
+             tuned: dict | None = None) -> str:
     """One answer, by the drafting policy `cope draft` uses (cope_local.methods)."""
     chosen, notes = METHODS[name], []
-    params = methods.params(chosen, task.family)
+    params = methods.params(task.family, tuned)
     used, plan = methods.plan(chosen, adapters, params["alpha"], params["tau"], notes)
     preamble = {"rag": lambda: _retrieved(task, case, history),
                 "pag": lambda: f"The user's writing style: {_style_profile(engine, task, history)}\n\n"}

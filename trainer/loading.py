@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from cope_local.engine.engine import usable_cores
 from cope_local.errors import CopeError
 from cope_local.gguf.header import read_header
 
@@ -36,9 +37,7 @@ def cpu_threads() -> int:
     """COPE_TRAIN_THREADS, else the cores this process may run on (taskset / cgroup aware)."""
     if os.environ.get("COPE_TRAIN_THREADS"):
         return int(os.environ["COPE_TRAIN_THREADS"])
-    if hasattr(os, "sched_getaffinity"):  # not on macOS
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return max(1, usable_cores())
 
 
 def pick_device() -> Device:

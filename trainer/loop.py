@@ -14,8 +14,13 @@ import torch
 
 from cope_local.progress import Progress, Report, ignore
 
-from .data import batches
+from .data import batches, by_tokens
 from .loading import Device
+
+# Padded tokens per forward pass: a batch with longer items is split into micro-batches whose
+# gradients add up (each weighted by its share of the batch's rows), so peak memory stays
+# bounded on long-form data (docs/benchmarks.md: peak RSS of `cope bench train`).
+MICRO_BATCH_TOKENS = 4096
 
 
 @dataclass
@@ -36,6 +41,7 @@ class LoopResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     tokens: int = 0
+    validation: dict | None = None  # held-out loss, where the stage measured one
 
     @property
     def tokens_per_second(self) -> float:
@@ -44,7 +50,7 @@ class LoopResult:
 
 def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]], hyper: Hyper, device: Device,
         checkpoint: Path | None = None, report: Report = ignore, stage: str = "train") -> LoopResult:
-    """Train the model's trainable parameters on `items`; `loss_fn(batch) -> (loss, tokens)`."""
+    """Train the model's trainable parameters on `items`; `loss_fn(batch) -> (mean loss, tokens)`."""
     torch.manual_seed(hyper.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=hyper.lr, weight_decay=hyper.weight_decay)
@@ -67,16 +73,19 @@ def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]],
     while step < total:
         epoch, index = divmod(step, per_epoch)
         batch = batches(items, hyper.batch_size, hyper.seed, epoch)[index]
-        with device.autocast():
-            loss, tokens = loss_fn(batch)
-        loss.backward()
+        loss = 0.0
+        for part in by_tokens(batch, MICRO_BATCH_TOKENS):  # gradient accumulation over micro-batches
+            with device.autocast():
+                part_loss, tokens = loss_fn(part)
+            (part_loss * len(part) / len(batch)).backward()
+            loss += float(part_loss.detach()) * len(part) / len(batch)
+            result.tokens += tokens
         torch.nn.utils.clip_grad_norm_(params, hyper.max_grad_norm)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        result.losses.append(float(loss.detach()))
-        result.tokens += tokens
+        result.losses.append(loss)
         report(Progress(stage, step, total, result.losses[-1]))
         if checkpoint and (step % hyper.checkpoint_every == 0 or step == total):
             _save(checkpoint, params, optimizer, schedule, step, result.losses)

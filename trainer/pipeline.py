@@ -23,17 +23,18 @@ from cope_local.engine.llama import Context
 from cope_local.engine.sampling import score_continuations
 from cope_local.errors import CopeError
 from cope_local.home import Home
-from cope_local.methods import FAMILY_DEFAULTS
 from cope_local.models import ModelInfo, loading, resolve
 from cope_local.progress import Cancelled, Progress, Report, ignore
 from cope_local.store import Store, utc_now
 from cope_local.tasks import Task, get_task
 
+from . import tuning
 from .data import collate, response_logprobs
 from .stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, BaseTrainer, LoraSpec, with_overrides
 
 MIN_ITEMS = 8
 TAM_MAX_ITEMS = 2000  # other people's items per task for the TAM (CPU budget), newest first
+TAM_VALIDATION_EVERY = 20  # every 20th corpus item (5 %) is held out to measure the TAM
 PARITY_TOLERANCE = 0.25  # mean |Δ log-prob| per token, llama.cpp (quantized base) vs transformers
 
 
@@ -46,6 +47,7 @@ class Options:
     force: bool = False
     tam_max_items: int = TAM_MAX_ITEMS
     max_items: int | None = None  # only the newest items of the user's history
+    tune: bool = False  # pick the SFT lr and CoPe's α/τ on the user's held-out newest items (tuning.py)
 
 
 @dataclass
@@ -61,38 +63,27 @@ class Outcome:
 def history_fingerprint(rows: list[tuple[dict, str]], model: ModelInfo, options: Options) -> str:
     digest = hashlib.sha256(model.fingerprint.encode())
     numbers = [None if v is None else float(v) for v in (options.epochs, options.lr, options.rank)]
-    digest.update(json.dumps([*numbers, options.dpo]).encode())
+    digest.update(json.dumps([*numbers, options.dpo, *([True] if options.tune else [])]).encode())
     for row in sorted(json.dumps([inputs, output], sort_keys=True) for inputs, output in rows):
         digest.update(row.encode())
     return digest.hexdigest()[:16]
 
 
 class RunRow:
-    """The training_runs row the TUI polls: stage and progress, written at most once a second."""
+    """This retrain's training_runs row (store.py owns the table): stage and progress, written at
+    most once a second and at every new stage."""
 
     def __init__(self, store: Store, profile_id: int, task: str, fingerprint: str):
         self.store, self._last, self._stage = store, 0.0, None
-        with store.transaction():
-            self.id = store.conn.execute(
-                "INSERT INTO training_runs (profile_id, task, status, history_fingerprint, started_at) VALUES (?, ?, 'running', ?, ?)",
-                (profile_id, task, fingerprint, utc_now()),
-            ).lastrowid
+        self.id = store.start_training_run(profile_id, task, fingerprint)
 
     def progress(self, progress: Progress) -> None:
         if progress.stage != self._stage or time.monotonic() - self._last > 1.0:
             self._last, self._stage = time.monotonic(), progress.stage
-            fraction = progress.step / max(progress.total, 1)
-            with self.store.transaction():
-                self.store.conn.execute("UPDATE training_runs SET stage = ?, progress = ? WHERE id = ?",
-                                        (progress.stage, fraction, self.id))
+            self.store.training_progress(self.id, progress.stage, progress.step / max(progress.total, 1))
 
     def finish(self, status: str, message: str, error: str | None = None) -> None:
-        with self.store.transaction():
-            self.store.conn.execute(
-                "UPDATE training_runs SET status = ?, message = ?, error = ?, progress = CASE WHEN ? THEN 1.0 ELSE progress END, "
-                "finished_at = ? WHERE id = ?",
-                (status, message, error, status == "done", utc_now(), self.id),
-            )
+        self.store.finish_training_run(self.id, status, message, error)
 
 
 def loss_trend(losses: list[float]) -> dict:
@@ -183,6 +174,12 @@ class Job:
         final = workdir / "adapter.gguf"
 
         t = time.perf_counter()
+        if self.options.tune:  # the newest items are held out: they choose, they never train
+            rows, validation = tuning.split(rows)
+            record = tuning.Record(workdir / "tuning.json")
+            validator = tuning.Validator(self.model.path, self.loading, task, validation)
+            if not (workdir / "sft.gguf").exists():
+                record["lr"] = tuning.learning_rate(base, task, rows, spec, sft_hyper, workdir, tam_gguf, validator, record, report)
         finished = self.options.dpo and final.exists()  # DPO done: resume from its weights
         model = base.user_model(spec, resume_from=workdir / ("peft" if finished else "sft-peft") / "user")
         if (workdir / "sft.gguf").exists():
@@ -197,8 +194,7 @@ class Job:
             t = time.perf_counter()
             if (workdir / "negatives.json").exists():
                 metrics["resumed"].append("negatives")
-            pairs = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json",
-                                         FAMILY_DEFAULTS[family]["max_tokens"], report=report)
+            pairs = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json", report=report)
             timings["negatives"] = time.perf_counter() - t
             metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1)}
             t = time.perf_counter()
@@ -211,6 +207,12 @@ class Job:
         elif not final.exists():
             shutil.copyfile(workdir / "sft.gguf", final)
 
+        if self.options.tune:
+            t = time.perf_counter()
+            record["contrast"] = record["contrast"] or validator.contrast(tam_gguf, final)
+            metrics["tuning"] = {"lr": record["lr"], "lr_rougeL": record["lr_rougeL"], "validation_items": len(validation),
+                                 **record["contrast"]}
+            timings["tuning"] = time.perf_counter() - t
         t = time.perf_counter()
         metrics["smoke"] = self._smoke_check(base, model, task, rows[0], tam_gguf, final)
         timings["smoke"] = time.perf_counter() - t
@@ -229,31 +231,23 @@ class Job:
             base.merge_tam(current.peft_path)
             metrics["tam"] = {"version": current.version}
             return current.gguf_path
-        rows = self.corpus(task)
+        rows = self.store.corpus(task.name, self.profile_id, self.options.tam_max_items)
         if len(rows) < MIN_ITEMS:
             metrics["tam"] = None  # π_base is the plain base model
             return None
         folder = self.store.home.adapters / "tam" / task.name / f"run-{history_fingerprint(rows, self.model, Options())}"
         folder.mkdir(parents=True, exist_ok=True)
-        result = base.train_tam(task, rows, folder, TAM_HYPER, report=report)
+        held_out = rows[::TAM_VALIDATION_EVERY] if len(rows) >= 4 * TAM_VALIDATION_EVERY else []
+        training = [row for i, row in enumerate(rows) if not held_out or i % TAM_VALIDATION_EVERY]
+        result = base.train_tam(task, training, folder, TAM_HYPER, report=report, validation=held_out)
         tam = adapter_versions.register(
             self.store, task=task.name, kind="tam", profile_id=None, gguf_path=folder / "adapter.gguf",
             peft_path=folder / "peft" / "tam", base_fingerprint=self.model.fingerprint,
-            metrics={"items": len(rows), **loss_trend(result.losses)}, activate=True,
+            metrics={"items": len(training), **loss_trend(result.losses), "validation": result.validation}, activate=True,
         )
         timings["tam"] = time.perf_counter() - t
         metrics["tam"] = {"version": tam.version}
         return tam.gguf_path
-
-    def corpus(self, task: Task) -> list[tuple[dict, str]]:
-        """Other people's writing for this task: task-corpus and eval profiles, never this person's."""
-        rows = self.store.conn.execute(
-            """SELECT w.inputs, w.output FROM writings w JOIN profiles p ON p.id = w.profile_id
-               WHERE w.task = ? AND p.id != ? AND p.kind IN ('corpus', 'eval')
-               ORDER BY coalesce(w.written_at, w.created_at) DESC LIMIT ?""",
-            (task.name, self.profile_id, self.options.tam_max_items),
-        ).fetchall()
-        return [(json.loads(inputs), output) for inputs, output in rows]
 
     def _smoke_check(self, base: BaseTrainer, model, task: Task, row, tam_gguf: Path | None, adapter: Path) -> dict:
         """The new adapter loads in llama.cpp, drafts something, and agrees with transformers."""

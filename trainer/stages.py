@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 
+from cope_local import methods
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine
 from cope_local.engine.llama import Context
@@ -23,7 +24,19 @@ from cope_local.progress import Progress, Report, ignore
 from cope_local.tasks import Task
 
 from . import loop
-from .data import Branches, Encoder, Example, branch_logprobs, collate, collate_branches, response_loss
+from .data import (
+    Branches,
+    Encoder,
+    Example,
+    branch_logprobs,
+    by_tokens,
+    collate,
+    collate_branches,
+    length,
+    limit,
+    response_logprobs,
+    response_loss,
+)
 from .loading import Device, cpu_threads, load_base, pick_device, small_enough_to_cache
 from .to_gguf import adapter_to_gguf, write_f32_copy
 
@@ -51,14 +64,15 @@ DPO_BETA = {"lamp": 3.0, "longlamp": 0.05}
 NEGATIVES_K = 3
 NEGATIVES_GROUP = 8  # items sampled together in one context (K sequences each)
 NEGATIVES_CTX = 8192
-SCORING_BATCH = 8  # items per transformers forward when scoring samples
+NEGATIVES_ROUNDS = 3  # sampling rounds for items that de-duplication left short of K
+SCORING_TOKENS = 4096  # padded tokens per transformers forward when scoring samples
 
 
 class BaseTrainer:
     """The base model in transformers (loaded once per job) and the same GGUF for llama.cpp: the
     stages below train adapters on it."""
 
-    def __init__(self, gguf_path: Path, device: Device | None = None, max_length: int = 512, hf_dir: Path | None = None,
+    def __init__(self, gguf_path: Path, device: Device | None = None, hf_dir: Path | None = None,
                  cache: Path | None = None, loading: Loading | None = None):
         self.gguf_path = Path(gguf_path)
         self.loading = loading  # how llama.cpp loads the base here (None: engine.loader decides)
@@ -66,7 +80,7 @@ class BaseTrainer:
         self.cache = cache  # dequantized copies of a small model, kept between jobs
         self.model, self.tokenizer = load_base(self.gguf_path, hf_dir, device=self.device, cache=cache and cache / "hf")
         self.template = read_header(self.gguf_path).metadata.get("tokenizer.chat_template")
-        self.encoder = Encoder(self.tokenizer, self.template, max_length)
+        self.encoder = Encoder(self.tokenizer, self.template)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self.tam_merged = False
@@ -80,13 +94,27 @@ class BaseTrainer:
             return response_loss(model, tensors), int(tensors["attention_mask"].sum())  # tokens processed, prompt included
         return loss
 
+    def mean_loss(self, model, task: Task, rows) -> float:
+        """Mean cross-entropy per response token of `rows` (a validation loss)."""
+        examples, total = self.examples(task, rows), 0.0
+        with torch.no_grad(), self.device.autocast():
+            for part in by_tokens(examples, SCORING_TOKENS):
+                total -= float(response_logprobs(model, collate(part, self.pad_id, self.device.torch)).sum())
+        return total / max(sum(len(e.response_ids) for e in examples), 1)
+
     # -- TAM ---------------------------------------------------------------------------------
 
     def train_tam(self, task: Task, rows, out_dir: Path, hyper: loop.Hyper = TAM_HYPER, spec: LoraSpec = TAM_LORA,
-                  report: Report = ignore) -> loop.LoopResult:
+                  report: Report = ignore, validation=()) -> loop.LoopResult:
+        """The task adapter on other people's `rows`; its loss on the held-out `validation` rows
+        before and after training goes into the result's `validation` (per response token)."""
+        before = self.mean_loss(self.model, task, validation) if validation else None
         model = get_peft_model(self.model, spec.config(), adapter_name="tam")
         result = loop.run(model, self.examples(task, rows), self.sft_loss(model), hyper, self.device,
                           out_dir / "checkpoint.pt", report, "tam")
+        if validation:
+            result.validation = {"items": len(validation), "loss_before": round(before, 4),
+                                 "loss_after": round(self.mean_loss(model, task, validation), 4)}
         model.save_pretrained(out_dir / "peft")
         adapter_to_gguf(model, "tam", self.gguf_path, out_dir / "adapter.gguf")
         self.model = model.merge_and_unload()  # π_base = base + TAM from here on
@@ -114,32 +142,29 @@ class BaseTrainer:
 
     # -- negatives ---------------------------------------------------------------------------
 
-    def mine_negatives(self, model, task: Task, rows, tam_gguf: Path | None, out_file: Path, max_tokens: int,
+    def mine_negatives(self, model, task: Task, rows, tam_gguf: Path | None, out_file: Path,
                        seed: int = 0, report: Report = ignore) -> list[dict]:
-        """For each item: K samples from π_base (T=1, top-p .95) drawn with llama.cpp; keep the one
-        with the lowest implicit reward Σ_t log π_user(y_t) - log π_base(y_t) (paper Eq. 5, α=1).
-        The rewards are computed by `model` itself (π_user; π_base with its adapter disabled), in
-        one batched forward per model for the real output and all samples of an item, which also
-        gives DPO its reference log-probabilities. Cached in `out_file`."""
+        """For each item: K samples from π_base (T=1, top-p .95) drawn with llama.cpp, each until
+        end-of-text or the drafting limit; keep the one with the lowest implicit reward
+        Σ_t log π_user(y_t) - log π_base(y_t) over its whole length (paper Eq. 5, α=1). The
+        rewards are computed by `model` itself (π_user; π_base with its adapter disabled), the real
+        output and all samples of an item sharing one row, which also gives DPO its reference
+        log-probabilities. Cached in `out_file`."""
         if out_file.exists():
             return json.loads(out_file.read_text())
-        samples = self._sample(task, rows, tam_gguf, max_tokens, seed, report, out_file.parent)
+        samples = self._sample(task, rows, tam_gguf, seed, report, out_file.parent)
+        scored = [(inputs, output, texts, self.encoder.branches(task, inputs, [output, *texts]))
+                  for (inputs, output), texts in zip(rows, samples) if texts]
         pairs = []
-        for start in range(0, len(rows), SCORING_BATCH):
-            chunk = [(inputs, output, texts) for (inputs, output), texts in zip(rows[start:start + SCORING_BATCH], samples[start:])
-                     if texts]
-            if not chunk:
-                continue
-            branches = [self.encoder.branches(task, inputs, [output, *texts]) for inputs, output, texts in chunk]
+        for chunk in by_tokens(scored, SCORING_TOKENS, size=lambda item: length(item[3])):
+            branches = [row for *_, row in chunk]
             samples_only = [Branches(row.prompt_ids, row.responses[1:]) for row in branches]  # π_user needs no real output
             user = self._logps(model, samples_only, with_adapter=True)
             base = self._logps(model, branches, with_adapter=False)
-            for (inputs, output, texts), row, u, b in zip(chunk, branches, user.tolist(), base.tolist()):
+            for (inputs, output, texts, _), u, b in zip(chunk, user.tolist(), base.tolist()):
                 reward, worst = min((u[i - 1] - b[i], i) for i in range(1, len(texts) + 1))
-                pair = {"inputs": inputs, "chosen": output, "rejected": texts[worst - 1], "reward": reward}
-                if self.encoder.branches(task, inputs, [output, texts[worst - 1]]) == Branches(row.prompt_ids, [row.responses[0], row.responses[worst]]):
-                    pair["reference"] = [b[0], b[worst]]  # DPO's reference, unless truncation made its rows differ
-                pairs.append(pair)
+                pairs.append({"inputs": inputs, "chosen": output, "rejected": texts[worst - 1], "reward": reward,
+                              "reference": [b[0], b[worst]]})  # DPO's reference: the same rows, scored by π_base
         out_file.write_text(json.dumps(pairs, ensure_ascii=False))
         return pairs
 
@@ -162,31 +187,31 @@ class BaseTrainer:
             if not self.cache:
                 copy.unlink(missing_ok=True)
 
-    def _sample(self, task: Task, rows, tam_gguf: Path | None, max_tokens: int, seed: int, report: Report,
-                scratch: Path) -> list[list[str]]:
-        """K distinct non-empty sample texts per item from π_base, several items per llama.cpp batch."""
+    def _sample(self, task: Task, rows, tam_gguf: Path | None, seed: int, report: Report, scratch: Path) -> list[list[str]]:
+        """K distinct non-empty sample texts per item from π_base, several items per llama.cpp
+        batch; items that de-duplication leaves short of K are sampled again (a few rounds)."""
         rng = np.random.default_rng(seed)
         sampling = Sampling(temperature=1.0, top_p=0.95)
         threads = cpu_threads()
-        items = []
-        for inputs, output in rows:
-            real = self.encoder.example(task, inputs, output).response_ids
-            limit = min(max_tokens, max(8, int(len(real) * 1.5)))  # negatives about as long as the real one
-            items.append((self.encoder.prompt_ids(task, inputs), limit))
-        texts, done = [], 0
+        prompts = [self.encoder.prompt_ids(task, inputs) for inputs, _ in rows]
+        texts: list[list[str]] = [[] for _ in rows]
         # The F32 copy is loaded the way its base is: its verdict is the base model's.
         with self.sampling_model(scratch) as path, Engine(path, n_threads=threads, loading=self.loading) as engine:
             adapters = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
             ctx = Context(engine.model, adapters, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=NEGATIVES_K * NEGATIVES_GROUP)
             try:
-                for group in _groups(items, NEGATIVES_GROUP, NEGATIVES_CTX):
-                    drawn = sample_continuations(ctx, [p for p, _ in group], NEGATIVES_K, [limit for _, limit in group], sampling, rng)
-                    for samples in drawn:
-                        decoded = (b"".join(engine.model.piece(t) for t in tokens).decode("utf-8", errors="replace").strip()
-                                   for tokens, _ in samples)
-                        texts.append(list(dict.fromkeys(t for t in decoded if t)))
-                    done += len(group)
-                    report(Progress("negatives", done, len(rows)))
+                for attempt in range(NEGATIVES_ROUNDS):
+                    wanted = [i for i, found in enumerate(texts) if len(found) < NEGATIVES_K]
+                    for group in _groups(wanted, [len(p) for p in prompts], limit(task)):
+                        drawn = sample_continuations(ctx, [prompts[i] for i in group], NEGATIVES_K,
+                                                     [limit(task)] * len(group), sampling, rng)
+                        for i, samples in zip(group, drawn):
+                            for tokens, _ in samples:
+                                text = methods.text_of(engine, tokens)
+                                if text and text not in texts[i] and len(texts[i]) < NEGATIVES_K:
+                                    texts[i].append(text)
+                        if attempt == 0:
+                            report(Progress("negatives", sum(1 for found in texts if found), len(rows)))
             finally:
                 ctx.close()
         return texts
@@ -205,8 +230,7 @@ class BaseTrainer:
         items = [self.encoder.branches(task, p["inputs"], [p["chosen"], p["rejected"]]) for p in pairs]
         reference = torch.tensor([p.get("reference", [0.0, 0.0]) for p in pairs])
         missing = [i for i, p in enumerate(pairs) if "reference" not in p]
-        for start in range(0, len(missing), SCORING_BATCH):
-            chosen = missing[start:start + SCORING_BATCH]
+        for chosen in by_tokens(missing, SCORING_TOKENS, size=lambda i: length(items[i])):
             reference[chosen] = self._logps(model, [items[i] for i in chosen], with_adapter=False)
         index = {id(item): i for i, item in enumerate(items)}
 
@@ -227,15 +251,16 @@ def with_overrides(hyper: loop.Hyper, **overrides) -> loop.Hyper:
     return replace(hyper, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _groups(items, size: int, n_ctx: int):
-    """Consecutive items, at most `size` at a time and never more tokens than the context holds."""
+def _groups(indices: list[int], prompt_lengths: list[int], sample_limit: int):
+    """Consecutive items, at most NEGATIVES_GROUP at a time and never more tokens than the
+    sampling context holds (each item: its prompt and K samples of up to the limit)."""
     group, used = [], 0
-    for item in items:
-        need = len(item[0]) + NEGATIVES_K * item[1]
-        if group and (len(group) == size or used + need > n_ctx):
+    for i in indices:
+        need = prompt_lengths[i] + NEGATIVES_K * sample_limit
+        if group and (len(group) == NEGATIVES_GROUP or used + need > NEGATIVES_CTX):
             yield group
             group, used = [], 0
-        group.append(item)
+        group.append(i)
         used += need
     if group:
         yield group

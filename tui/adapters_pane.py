@@ -34,12 +34,14 @@ class AdaptersPane(Pane):
             yield Button("Rollback", id="rollback")
         yield JobProgress(id="training-progress")
         yield DataTable(id="adapter-table", cursor_type="row", zebra_stripes=True)
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="schedule-row"):
             yield Label("Retrain every night (only what changed)", id="schedule-label")
             yield Switch(value=schedule.status().installed, id="schedule")
 
     def on_mount(self) -> None:
         self.query_one("#adapter-table", DataTable).add_columns("profile", "task", "kind", "version", "active", "trained", "items")
+        self.query_one("#runs-table", DataTable).add_columns("run", "profile", "task", "status", "stage", "done", "started", "message")
         self.reload()
 
     def reload(self) -> None:
@@ -55,6 +57,11 @@ class AdaptersPane(Pane):
         for owner, v in adapter_versions.listing(store):
             table.add_row(owner, v.task, v.kind, f"v{v.version}", "●" if v.active else "",
                           v.created_at[:16].replace("T", " "), str(v.metrics.get("items", "")))
+        runs = self.query_one("#runs-table", DataTable)
+        runs.clear()
+        for run in store.training_runs():  # recent retrains, newest first (the nightly job's too)
+            runs.add_row(str(run["id"]), run["profile"], run["task"], run["status"], run["stage"] or "",
+                         f"{run['progress']:.0%}", run["started_at"][:16].replace("T", " "), (run["message"] or "")[:60])
 
     def on_switch_changed(self, event: Switch.Changed) -> None:
         if event.switch.id == "schedule":

@@ -1,10 +1,11 @@
-"""`cope bench train`: wall time of each stage of a nightly retrain for one ~300-item headline
+"""`cope bench train`: wall time of each stage of a nightly retrain for one ~300-item
 user (LaMP-layout data), and training tokens/s against TRL's SFTTrainer defaults."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -16,9 +17,9 @@ from ..models import embedded
 from ..store import Store
 
 
-def pick_user(store: Store, items: int) -> str:
-    """The eval profile whose headline history is closest to `items` (at least that many if any)."""
-    counts = [(p["name"], p["tasks"].get("headline", 0)) for p in store.profiles() if p["kind"] == "eval"]
+def pick_user(store: Store, items: int, task: str) -> str:
+    """The eval profile whose history of `task` is closest to `items` (at least that many if any)."""
+    counts = [(p["name"], p["tasks"].get(task, 0)) for p in store.profiles() if p["kind"] == "eval"]
     enough = [c for c in counts if c[1] >= items] or counts
     return min(enough, key=lambda c: abs(c[1] - items))[0]
 
@@ -68,31 +69,41 @@ def sft_speed(store: Store, profile: str, items: int, steps: int) -> dict:
             "trl_sft_defaults": trl, "speedup": round(ours.tokens_per_second / trl["tokens_per_s"], 2)}
 
 
-def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10, speed_only: bool = False) -> dict:
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (the whole retrain runs in it)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10, speed_only: bool = False,
+        task: str | None = None) -> dict:
     from trainer.pipeline import Job, Options, dequantized_cache
     from trainer.stages import BaseTrainer
 
     with tempfile.TemporaryDirectory() as folder:
         home = ensure_home(Path(folder))
         with Store.open(home) as store:
-            run_import(store, [data / "questions.json"], None)
-            profile = pick_user(store, items)
+            run_import(store, [data / "questions.json"], None, task)
+            task = task or {name for p in store.profiles() for name in p["tasks"]}.pop()  # LaMP data holds one task
+            profile = pick_user(store, items, task)
             if speed_only:
                 return {"data": str(data), "user": profile, "sft_speed": sft_speed(store, profile, items, trl_steps)}
             # Every nightly run after the first finds the dequantized copies the first one made.
             with BaseTrainer(embedded().path, cache=dequantized_cache(home, embedded())).sampling_model(home.root):
                 pass
             started = time.perf_counter()
-            [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items)).run(["headline"])
+            [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items)).run([task])
             total = time.perf_counter() - started
             result = {
-                "data": str(data), "user": profile, "items": outcome.metrics.get("items"), "status": outcome.status,
+                "data": str(data), "task": task, "user": profile, "items": outcome.metrics.get("items"), "status": outcome.status,
                 "message": outcome.message, "stage_seconds": {k: round(v, 1) for k, v in outcome.timings.items()},
                 "nightly_seconds": round(sum(v for k, v in outcome.timings.items() if k not in ("tam",)), 1),
                 "total_seconds_with_tam": round(total, 1),
                 "metrics": {k: v for k, v in outcome.metrics.items() if k not in ("timings", "history")},
+                "peak_rss_bytes": peak_rss(),  # the retrain's peak, before the TRL comparison below
             }
-            result["sft_speed"] = sft_speed(store, profile, items, trl_steps)
+            if task == "headline":
+                result["sft_speed"] = sft_speed(store, profile, items, trl_steps)
     return result
 
 

@@ -26,14 +26,15 @@ from .common import StageProgress, emit_json, json_option, open_store
 @click.option("--no-dpo", is_flag=True, help="Stop after OPPU SFT (no negatives, no DPO).")
 @click.option("--max-items", type=int, help="Train on the newest N items only.")
 @click.option("--force", is_flag=True, help="Retrain even if the history did not change.")
+@click.option("--tune", is_flag=True, help="Choose the SFT learning rate and CoPe's alpha/tau on your newest ~10% of writing (held out).")
 @click.option("--progress-lines", is_flag=True, hidden=True, help="One 'PROGRESS {json}' line per update (for the app).")
 @json_option
-def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, progress_lines, as_json) -> None:
+def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, tune, progress_lines, as_json) -> None:
     """Retrain PROFILE's adapters where their history changed (resumable; the old adapter stays until the new one is ready)."""
     with needs_train_extra("training"):
         from trainer.pipeline import Job, Options
 
-    options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items)
+    options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items, tune=tune)
     if not profile and not everyone:
         raise CopeError("whose adapters? pass --profile NAME, or --all", hint="cope profiles lists them")
     with open_store() as store, StageProgress(enabled=not (as_json or progress_lines)) as bars:
@@ -67,7 +68,8 @@ def progress_line(progress: Progress) -> None:
 @click.option("--epochs", type=float)
 @click.option("--lr", type=float)
 @click.option("--rank", type=int)
-def eval_command(data, task, users, max_profile, questions_per_user, methods, out, shard, tam_items, epochs, lr, rank) -> None:
+@click.option("--tune", is_flag=True, help="Per-user tuning (as cope train --tune) on each user's held-out newest items.")
+def eval_command(data, task, users, max_profile, questions_per_user, methods, out, shard, tam_items, epochs, lr, rank, tune) -> None:
     """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md and a chart."""
     with needs_train_extra("evaluation"):
         from trainer.eval_suite import Settings, run
@@ -81,7 +83,7 @@ def eval_command(data, task, users, max_profile, questions_per_user, methods, ou
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
         raise CopeError(f"--shard {shard!r} is not i/n with i < n", hint="e.g. --shard 0/2 on one machine, 1/2 on another")
     settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
-                        shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank)
+                        shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank, tune=tune)
     with StageProgress() as progress:
         result = run(data, out, task, settings, progress.update)
     click.echo(markdown_table(result["summary"], LABELS))
@@ -109,7 +111,9 @@ def adapters_list(profile, as_json) -> None:
         click.echo("no adapters yet — train some: cope train --profile NAME")
     for a in found:
         mark = "*" if a["active"] else " "
-        click.echo(f"{mark} {a['profile']} [{a['task']}] {a['kind']} v{a['version']}  {a['created_at']}  items={a['metrics'].get('items', '?')}")
+        tuned = a["metrics"].get("tuning")
+        chosen = f"  tuned: lr={tuned['lr']:g} alpha={tuned['alpha']:g} tau={tuned['tau']:g}" if tuned else ""
+        click.echo(f"{mark} {a['profile']} [{a['task']}] {a['kind']} v{a['version']}  {a['created_at']}  items={a['metrics'].get('items', '?')}{chosen}")
 
 
 @adapters.command("rollback")
@@ -177,13 +181,14 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, as_json
 @click.option("--items", type=int, default=300, show_default=True, help="History items of the benchmark user.")
 @click.option("--tam-items", type=int, default=200, show_default=True, help="Other users' items for the TAM.")
 @click.option("--trl-steps", type=int, default=10, show_default=True, help="Steps of the SFT speed comparison.")
+@click.option("--task", "-t", type=click.Choice(sorted(registry())), help="Detected from the data when omitted.")
 @click.option("--speed-only", is_flag=True, help="Only the SFT tokens/s comparison with TRL (no retrain).")
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
-def bench_train(data, items, tam_items, trl_steps, speed_only, as_json) -> None:
+def bench_train(data, items, tam_items, trl_steps, task, speed_only, as_json) -> None:
     """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
     from ..bench import train
 
-    emit_json(train.run(data, items, tam_items, trl_steps, speed_only))
+    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task))
 
 
 COMMANDS = [train, eval_command, adapters, schedule, bench]

@@ -77,10 +77,12 @@ def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
 
 
 def choose_plain(logits: np.ndarray, generated: set[int], sampling: Sampling, rng=None) -> Choice:
+    """Greedy or sampled; a repetition penalty acts on log p, as on CoPe's score (log p_u - α log p_b)
+    with α = 0, so every method is penalised by one rule."""
     if sampling.penalty == 1.0 and sampling.temperature <= 0:
         return Choice(int(np.argmax(logits)))
     everything = np.arange(logits.shape[0])
-    scores = penalise(logits.astype(np.float64), everything, generated, sampling.penalty)
+    scores = penalise(logits.astype(np.float64) - log_sum_exp(logits), everything, generated, sampling.penalty)
     return Choice(pick(scores, everything, sampling, rng))
 
 

@@ -1,0 +1,109 @@
+"""Training sees exactly what drafting sees: prompts fitted inside the input field, whole
+responses up to the drafting limit, negatives to K, and eval planned as `cope draft` plans."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+from conftest import register_adapters  # noqa: E402
+
+from cope_local import methods  # noqa: E402
+from cope_local.bench.fixtures import ARTICLES  # noqa: E402
+from cope_local.engine.engine import Engine  # noqa: E402
+from cope_local.evaluation import Question  # noqa: E402
+from cope_local.gguf.header import read_header  # noqa: E402
+from cope_local.home import ensure_home  # noqa: E402
+from cope_local.models import embedded_model_path  # noqa: E402
+from cope_local.store import Store  # noqa: E402
+from cope_local.tasks import get_task  # noqa: E402
+from trainer import data, stages  # noqa: E402
+from trainer.data import Encoder, by_tokens  # noqa: E402
+from trainer.loading import load_tokenizer  # noqa: E402
+
+HEADLINE, EMAIL = get_task("headline"), get_task("email")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    path = embedded_model_path()
+    return Encoder(load_tokenizer(path), read_header(path).metadata.get("tokenizer.chat_template"))
+
+
+def words(n):
+    return " ".join(f"word{i % 97}" for i in range(n))
+
+
+def test_a_response_is_whole_up_to_the_drafting_limit_and_never_cut_with_an_end_token(encoder):
+    short = encoder.response_ids(EMAIL, "A short body.")
+    assert short[-len(encoder.end_ids):] == encoder.end_ids
+    long = encoder.response_ids(EMAIL, words(2000))
+    assert len(long) == data.limit(EMAIL) == 600
+    assert long[-len(encoder.end_ids):] != encoder.end_ids  # no false stop where the text goes on
+    assert encoder.response_ids(HEADLINE, words(400))[-1] not in encoder.end_ids and data.limit(HEADLINE) == 100
+
+
+def test_the_instruction_survives_and_training_cuts_the_prompt_exactly_as_drafting(encoder, engine):
+    for article in (ARTICLES[0], words(5000)):
+        inputs = {"text": article}
+        trained = encoder.prompt_ids(HEADLINE, inputs)
+        drafted = methods.prompt_tokens(engine, HEADLINE, inputs, data.limit(HEADLINE), [])
+        assert trained == drafted
+        assert len(trained) <= methods.prompt_budget(data.limit(HEADLINE))
+        text = encoder.tokenizer.decode(trained)
+        assert HEADLINE.system in text and "Generate a headline for the following article." in text
+        assert text.rstrip().endswith("assistant")
+    example = encoder.example(EMAIL, {"subject": "Fix the thing"}, words(3000))
+    assert len(example.prompt_ids) + len(example.response_ids) <= methods.CONTEXT_TOKENS
+
+
+def test_batches_are_split_into_micro_batches_by_padded_tokens():
+    items = [data.Example([1] * 10, [2] * n) for n in (10, 10, 500, 3000)]
+    groups = by_tokens(items, 1024)
+    assert [len(g) for g in groups] == [2, 1, 1]  # 2 × 20 tokens; 3 × 510 would pass 1024; 3010 alone
+    assert sum(groups, []) == items
+
+
+@pytest.mark.slow
+def test_negatives_are_sampled_again_until_k_distinct(monkeypatch, tmp_path):
+    """The first round's samples come back duplicated (as a peaked π_base does): a second round
+    must fill every item up to K distinct texts."""
+    real = stages.sample_continuations
+    rounds = []
+
+    def duplicated_first_round(ctx, prompts, k, limits, sampling, rng):
+        drawn = real(ctx, prompts, k, [min(8, limit) for limit in limits], sampling, rng)
+        rounds.append(len(prompts))
+        return [[samples[0]] * k for samples in drawn] if len(rounds) == 1 else drawn
+
+    monkeypatch.setattr(stages, "sample_continuations", duplicated_first_round)
+    trainer = stages.BaseTrainer(embedded_model_path())
+    rows = [({"text": article}, "Some Headline") for article in ARTICLES[:3]]
+    texts = trainer._sample(HEADLINE, rows, None, seed=0, report=lambda p: None, scratch=tmp_path)
+    assert len(rounds) >= 2 and all(len(found) == stages.NEGATIVES_K == len(set(found)) for found in texts)
+
+
+@pytest.mark.slow
+def test_eval_plans_and_prompts_exactly_as_cope_draft(cope, cope_home, tmp_path, lora_files):
+    """Same method, inputs and adapters: `cope eval`'s answer is the text `cope draft` writes."""
+    from trainer.eval_suite import _predict
+
+    (tmp_path / "h.csv").write_text("text,title\nRain all week,Soggy Days Ahead\n")
+    assert cope("import", tmp_path / "h.csv", "-p", "ann").exit_code == 0
+    with Store.open(ensure_home(cope_home)) as store:
+        register_adapters(store, store.profile_id("ann"), "headline", lora_files)
+    adapters = methods.Adapters(lora_files["tam"], lora_files["user"], lora_files["user"])
+    case = Question("q1", "u", {"text": ARTICLES[1]}, "gold", [])
+    with Engine(embedded_model_path()) as engine:
+        for method in ("cope", "oppu_dpo", "tam", "base"):
+            drafted = json.loads(cope("draft", "-t", "headline", "-p", "ann", "-m", method, "--json", f"text={ARTICLES[1]}").stdout)
+            assert drafted["method"] == method
+            assert _predict(engine, HEADLINE, method, case, [], adapters) == drafted["text"], method
+
+
+def test_the_same_penalty_rule_for_every_method():
+    long_form = methods.params("longlamp")
+    assert long_form["penalty"] == 7.0 and methods.params("lamp")["penalty"] == 1.0
+    assert np.isclose(long_form["alpha"], 0.1)

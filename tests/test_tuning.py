@@ -1,0 +1,65 @@
+"""Per-user tuning: the newest writing is held out, never trained on, and picks the grid point."""
+
+import json
+
+import pytest
+
+pytest.importorskip("peft")
+
+from cope_local import adapter_versions  # noqa: E402
+from cope_local.home import ensure_home  # noqa: E402
+from cope_local.store import Store  # noqa: E402
+from trainer import tuning  # noqa: E402
+from trainer.pipeline import Job, Options  # noqa: E402
+from trainer.stages import BaseTrainer  # noqa: E402
+
+
+def test_the_newest_tenth_validates_and_at_least_three():
+    rows = list(range(40))  # newest first, as the store lists history
+    training, validation = tuning.split(rows)
+    assert validation == [0, 1, 2, 3] and training == rows[4:]
+    assert tuning.split(list(range(12))) == (list(range(3, 12)), [0, 1, 2])
+
+
+def test_the_best_grid_point_wins_and_a_tie_keeps_the_default():
+    assert tuning.best({1e-5: 0.10, 1e-4: 0.14, 3e-4: 0.12}, 1e-5) == 1e-4
+    assert tuning.best({1e-5: 0.14, 1e-4: 0.14, 3e-4: 0.12}, 1e-4) == 1e-4
+    assert tuning.best({(0.1, 0.1): 0.2, (0.3, 0.1): 0.2}, (0.5, 0.5)) == (0.1, 0.1)
+
+
+def history(n, prefix="Desk"):
+    return "text,title,date\n" + "".join(
+        f"\"{prefix} story {i}: the town did thing {i} today.\",{prefix} Headline {i} Is Here,2024-01-{i + 1:02d}\n"
+        for i in range(n))
+
+
+@pytest.mark.slow
+def test_tuned_training_never_sees_the_validation_items_and_drafting_uses_its_choice(cope, cope_home, tmp_path, monkeypatch):
+    (tmp_path / "ann.csv").write_text(history(12, "Ann"))
+    (tmp_path / "corpus.csv").write_text(history(12))
+    assert cope("import", tmp_path / "ann.csv", "-p", "ann").exit_code == 0
+    assert cope("import", tmp_path / "corpus.csv", "-p", "newsroom", "--corpus").exit_code == 0
+    trained_on = []
+    for stage in ("train_sft", "mine_negatives"):
+        real = getattr(BaseTrainer, stage)
+
+        def spy(self, model, task, rows, *args, _real=real, **kwargs):
+            trained_on.extend(output for _, output in rows)
+            return _real(self, model, task, rows, *args, **kwargs)
+
+        monkeypatch.setattr(BaseTrainer, stage, spy)
+    with Store.open(ensure_home(cope_home)) as store:
+        [outcome] = Job(store, "ann", options=Options(epochs=1, tune=True)).run()
+        assert outcome.status == "done", outcome.message
+        held_out = {w.output for w in store.writings(profile="ann")[:3]}  # the three newest
+        assert held_out == {"Ann Headline 11 Is Here", "Ann Headline 10 Is Here", "Ann Headline 9 Is Here"}
+        assert trained_on and not held_out & set(trained_on)
+        chosen = outcome.metrics["tuning"]
+        assert chosen["validation_items"] == 3 and chosen["lr"] in tuning.LR_GRID
+        assert set(chosen["lr_rougeL"]) == {f"{lr:g}" for lr in tuning.LR_GRID}
+        assert chosen["alpha"] in tuning.ALPHA_GRID and chosen["tau"] in tuning.TAU_GRID
+        active = adapter_versions.active(store, "headline", "user", store.profile_id("ann"))
+        assert active.metrics["tuning"] == chosen
+    out = json.loads(cope("draft", "-t", "headline", "-p", "ann", "--max-tokens", "4", "--json", "text=A new bridge opens").stdout)
+    assert (out["params"]["alpha"], out["params"]["tau"]) == (chosen["alpha"], chosen["tau"])
+    assert f"alpha={chosen['alpha']:g}" in cope("adapters", "list", "-p", "ann").output
