@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import adapter_versions, methods, models
+from . import adapter_registry, methods, models
 from .engine.decoding import Sampling
 from .engine.engine import BasePacing, Engine, Plan, Step
 from .engine.loader import Loading
@@ -47,7 +47,7 @@ def close_engines() -> None:
 
 def usable_adapter(store: Store, task: str, kind: str, profile_id: int | None, model: ModelInfo, notes: list[str]) -> Path | None:
     """The active adapter's file, if it exists and was trained on this very base model."""
-    chosen = adapter_versions.active(store, task, kind, profile_id)
+    chosen = adapter_registry.active(store, task, kind, profile_id)
     if chosen is None:
         return None
     label = "task adapter (TAM)" if kind == "tam" else "your adapter"
@@ -140,7 +140,7 @@ def person_adapters(store: Store, task: str, profile_id: int, model: ModelInfo,
     tam = usable_adapter(store, task, "tam", None, model, notes)
     final = usable_adapter(store, task, "user", profile_id, model, notes)
     sft = final.parent / "sft.gguf" if final else None
-    tuned = adapter_versions.active(store, task, "user", profile_id).metrics.get("tuning") if final else None
+    tuned = adapter_registry.active(store, task, "user", profile_id).metrics.get("tuning") if final else None
     return methods.Adapters(tam, sft if sft and sft.exists() else final, final), tuned
 
 

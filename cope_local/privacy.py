@@ -9,7 +9,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from . import adapter_versions, database
+from . import adapter_registry, database
 from .errors import CopeError
 from .home import PRIVATE_DIR, PRIVATE_FILE, create_private_file
 from .store import Store, utc_now
@@ -74,7 +74,7 @@ def _profile(store: Store, name: str) -> dict:
                    "FROM drafts WHERE profile_id = ? ORDER BY id")
     adapters = [{"task": version.task, "kind": version.kind, "version": version.version, "active": version.active,
                  "file": str(version.gguf_path), "metrics": version.metrics, "created_at": version.created_at}
-                for _, version in adapter_versions.listing(store, profile_id)]
+                for _, version in adapter_registry.listing(store, profile_id)]
     return {"name": name, "kind": row["kind"], "created_at": row["created_at"],
             "writings": writings, "drafts": drafts, "adapters": adapters}
 

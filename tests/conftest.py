@@ -11,7 +11,7 @@ _guard.loader.exec_module(importlib.util.module_from_spec(_guard))
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from cope_local import adapter_versions, database, keys  # noqa: E402
+from cope_local import adapter_registry, database, keys  # noqa: E402
 from cope_local.bench.fixtures import random_lora  # noqa: E402
 from cope_local.cli import cli  # noqa: E402
 from cope_local.engine.engine import Engine  # noqa: E402
@@ -104,5 +104,5 @@ def engine():
 def register_adapters(store, profile_id, task, files):
     fingerprint = embedded().fingerprint
     for kind, path in files.items():
-        adapter_versions.register(store, task=task, kind=kind, profile_id=profile_id if kind == "user" else None,
+        adapter_registry.register(store, task=task, kind=kind, profile_id=profile_id if kind == "user" else None,
                                   gguf_path=path, base_fingerprint=fingerprint, activate=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 HEAVY = {"torch", "transformers", "peft", "trl", "accelerate", "datasets"}
 STORE = {"cope_local.store", "cope_local.database", "cope_local.keys", "cope_local.models", "cope_local.draft",
-         "cope_local.adapter_versions", "cope_local.privacy", "sqlcipher3", "keyring", "sqlite_utils"}
+         "cope_local.adapter_registry", "cope_local.privacy", "sqlcipher3", "keyring", "sqlite_utils"}
 
 
 def module_name(path: Path) -> str:

@@ -147,3 +147,16 @@ def test_bad_model_files_are_refused(tmp_path):
         Engine(cut)
     with pytest.raises(CopeError, match="not found"):
         Engine(tmp_path / "none.gguf")
+
+
+def test_a_model_closes_the_contexts_and_adapters_made_on_it_first(lora_files):
+    """Ownership as llama-cpp-python's _internals: nothing made on a model outlives it (the smoke
+    check's context used to be closed outside a finally)."""
+    from cope_local.engine.llama import LoraAdapter, Model
+
+    model = Model(embedded_model_path())
+    adapter = LoraAdapter(model, lora_files["user"])
+    ctx = Context(model, [(adapter, 1.0)], n_ctx=256)
+    ctx.decode(model.tokenize("Hello there"))
+    model.close()
+    assert ctx.closed and adapter.closed and model.closed

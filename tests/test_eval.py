@@ -81,3 +81,12 @@ def test_cope_eval_end_to_end_and_resume(cope, tmp_path):
     before = (out / "predictions.jsonl").read_text()
     assert cope(*args).exit_code == 0  # a rerun reuses adapters and predictions
     assert (out / "predictions.jsonl").read_text() == before
+
+
+@pytest.mark.slow
+def test_bench_train_speed_comparison_runs(tmp_path, cope_home):
+    """`cope bench train --speed-only` end to end on a tiny LaMP folder (our SFT loop vs TRL's)."""
+    from cope_local.bench import train
+
+    result = train.run(write_lamp(tmp_path / "lamp", users=2, items=10), items=8, trl_steps=1, speed_only=True)
+    assert result["sft_speed"]["ours"]["tokens_per_s"] > 0 and result["sft_speed"]["trl_sft_defaults"]["steps"] == 1

@@ -14,7 +14,7 @@ from textwrap import dedent
 import pytest
 from conftest import dump, register_adapters
 
-from cope_local import adapter_versions
+from cope_local import adapter_registry
 from cope_local.home import ensure_home
 from cope_local.store import Store
 
@@ -33,16 +33,16 @@ def test_kill_during_adapter_activation_leaves_one_usable_active_version(cope, c
         ada = store.profile_id("ada")
         for path in (lora_files["tam"], lora_files["user"]):
             register_adapters(store, ada, "headline", {"user": path})
-        ids = [v.id for v in adapter_versions.versions(store, "headline", "user", ada)]
+        ids = [v.id for v in adapter_registry.versions(store, "headline", "user", ada)]
     flipper = f"""
-        from cope_local import adapter_versions
+        from cope_local import adapter_registry
         from cope_local.home import ensure_home
         from cope_local.store import Store
         with Store.open(ensure_home()) as store:
             print("ready", flush=True)
             while True:
                 for adapter_id in {ids}:
-                    adapter_versions.activate(store, adapter_id)
+                    adapter_registry.activate(store, adapter_id)
         """
     rng = random.Random(7)
     for _ in range(6):
@@ -53,7 +53,7 @@ def test_kill_during_adapter_activation_leaves_one_usable_active_version(cope, c
         process.wait()
         dump(home.db_path)  # integrity_check passes
         with Store.open(home) as store:
-            active = [v for v in adapter_versions.versions(store, "headline", "user", ada) if v.active]
+            active = [v for v in adapter_registry.versions(store, "headline", "user", ada) if v.active]
             assert len(active) == 1 and active[0].gguf_path.exists()
     result = cope("draft", "-t", "headline", "-p", "ada", "-m", "oppu", "--max-tokens", "8", "--json", "text=A fair in town.")
     assert json.loads(result.stdout)["text"]
@@ -128,7 +128,7 @@ def test_a_full_disk_while_writing_an_adapter_keeps_the_active_one(cope, cope_ho
     assert writing.wait() == 1 and "cannot write the adapter" in message and "active adapter is unchanged" in message
     assert not new.exists() and not list(home.adapters.glob("*.partial"))
     with Store.open(home) as store:
-        assert adapter_versions.active(store, "headline", "user", store.profile_id("ada")).gguf_path == lora_files["user"]
+        assert adapter_registry.active(store, "headline", "user", store.profile_id("ada")).gguf_path == lora_files["user"]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])

@@ -17,7 +17,7 @@ pytest.importorskip("peft")
 from conftest import register_adapters  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 
-from cope_local import adapter_versions  # noqa: E402
+from cope_local import adapter_registry  # noqa: E402
 from cope_local.engine.llama import Context, LoraAdapter, Model  # noqa: E402
 from cope_local.home import ensure_home  # noqa: E402
 from cope_local.models import embedded_model_path  # noqa: E402
@@ -128,13 +128,13 @@ def test_retrain_is_resumable_incremental_and_activates_atomically(cope, cope_ho
 
     with Store.open(home) as store:
         ann = store.profile_id("ann")
-        assert adapter_versions.active(store, "headline", "user", ann) is None  # nothing half-activated
-        assert adapter_versions.active(store, "headline", "tam", None) is not None  # the TAM finished first
+        assert adapter_registry.active(store, "headline", "user", ann) is None  # nothing half-activated
+        assert adapter_registry.active(store, "headline", "tam", None) is not None  # the TAM finished first
         [outcome] = Job(store, "ann", options=Options(epochs=1)).run()
         assert outcome.status == "done", outcome.message
         assert outcome.metrics["resumed"] == ["sft", "negatives"]  # the killed run's finished stages
         assert outcome.metrics["smoke"]["parity_gap"] < 0.25
-        active = adapter_versions.active(store, "headline", "user", ann)
+        active = adapter_registry.active(store, "headline", "user", ann)
         assert active.version == 1 and active.gguf_path.exists()
         assert oct(active.gguf_path.stat().st_mode & 0o777) == "0o600"
         statuses = [r[0] for r in store.conn.execute("SELECT status FROM training_runs ORDER BY id")]
@@ -169,7 +169,7 @@ def test_a_failed_retrain_keeps_the_active_adapter(cope, cope_home, tmp_path, lo
     with Store.open(ensure_home(cope_home)) as store:
         [outcome] = Job(store, "cat").run()
         assert outcome.status == "failed" and "previous adapter stays active" in outcome.message
-        assert adapter_versions.active(store, "headline", "user", store.profile_id("cat")).gguf_path == lora_files["user"]
+        assert adapter_registry.active(store, "headline", "user", store.profile_id("cat")).gguf_path == lora_files["user"]
         assert store.conn.execute("SELECT status, error FROM training_runs").fetchone() == ("failed", "MemoryError: out of memory")
 
 

@@ -248,15 +248,20 @@ def notifications(app):
     return [n.message for n in app._notifications]
 
 
+async def retrain_until(app, pilot, said):
+    """Press Retrain for ann; wait for a notification `said` accepts and for the run to end."""
+    app.query_one("TabbedContent").active = "adapters"
+    app.query_one("#adapter-profile").value = "ann"
+    await pilot.pause()
+    app.query_one("#retrain", Button).press()
+    await wait_for(pilot, lambda: any(said(m) for m in notifications(app)), timeout=120)
+    await wait_for(pilot, lambda: not app.query_one("#retrain", Button).disabled)
+
+
 async def test_retrain_runs_in_a_child_process_and_reports_its_outcome(with_history):
     app = app_for(with_history)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.query_one("TabbedContent").active = "adapters"
-        app.query_one("#adapter-profile").value = "ann"
-        await pilot.pause()
-        app.query_one("#retrain", Button).press()
-        await wait_for(pilot, lambda: any("need 8" in m for m in notifications(app)), timeout=120)
-        await wait_for(pilot, lambda: not app.query_one("#retrain", Button).disabled)
+        await retrain_until(app, pilot, lambda m: "need 8" in m)
 
 
 async def test_a_crash_while_retraining_is_reported_and_the_app_stays_up(with_history, monkeypatch):
@@ -270,12 +275,7 @@ async def test_a_crash_while_retraining_is_reported_and_the_app_stays_up(with_hi
     monkeypatch.setattr("tui.adapters_pane.Watched", lambda argv, **kw: guard.Watched(argv, command=crash, **kw))
     app = app_for(with_history)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.query_one("TabbedContent").active = "adapters"
-        app.query_one("#adapter-profile").value = "ann"
-        await pilot.pause()
-        app.query_one("#retrain", Button).press()
-        await wait_for(pilot, lambda: any("SIGSEGV" in m and "COPE_LLAMA_BUFFERS=plain" in m for m in notifications(app)))
-        await wait_for(pilot, lambda: not app.query_one("#retrain", Button).disabled)
+        await retrain_until(app, pilot, lambda m: "SIGSEGV" in m and "COPE_LLAMA_BUFFERS=plain" in m)
         assert app.is_running
 
 
@@ -302,3 +302,16 @@ async def test_the_adapters_tab_lists_recent_training_runs(with_history):
         await pilot.pause()
         table = app.query_one("#runs-table", DataTable)
         assert table.row_count == 1 and table.get_row_at(0)[1:6] == ["ann", "headline", "failed", "sft", "50%"]
+
+
+async def test_leaving_the_app_closes_its_loaded_models(with_history):
+    from cope_local import draft as drafting
+
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#field-text", Input).value = "The library will stop charging late fees."
+        await pilot.click("#generate")
+        await app.workers.wait_for_complete()
+        engines = list(drafting._engines.values())
+        assert engines
+    assert drafting._engines == {} and all(engine.model.closed for engine in engines)

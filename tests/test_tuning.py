@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("peft")
 
-from cope_local import adapter_versions  # noqa: E402
+from cope_local import adapter_registry  # noqa: E402
 from cope_local.home import ensure_home  # noqa: E402
 from cope_local.store import Store  # noqa: E402
 from trainer import tuning  # noqa: E402
@@ -58,8 +58,37 @@ def test_tuned_training_never_sees_the_validation_items_and_drafting_uses_its_ch
         assert chosen["validation_items"] == 3 and chosen["lr"] in tuning.LR_GRID
         assert set(chosen["lr_rougeL"]) == {f"{lr:g}" for lr in tuning.LR_GRID}
         assert chosen["alpha"] in tuning.ALPHA_GRID and chosen["tau"] in tuning.TAU_GRID
-        active = adapter_versions.active(store, "headline", "user", store.profile_id("ann"))
+        active = adapter_registry.active(store, "headline", "user", store.profile_id("ann"))
         assert active.metrics["tuning"] == chosen
     out = json.loads(cope("draft", "-t", "headline", "-p", "ann", "--max-tokens", "4", "--json", "text=A new bridge opens").stdout)
     assert (out["params"]["alpha"], out["params"]["tau"]) == (chosen["alpha"], chosen["tau"])
     assert f"alpha={chosen['alpha']:g}" in cope("adapters", "list", "-p", "ann").output
+
+
+@pytest.mark.slow
+def test_a_cancelled_retrain_stops_keeps_the_active_adapter_and_says_so(cope, cope_home, tmp_path, lora_files):
+    """Cancelled from the progress report: no next task is started, the active adapter stays, the
+    run row says cancelled (it used to go on to the next task)."""
+    from conftest import register_adapters
+
+    from cope_local.progress import Cancelled
+
+    (tmp_path / "ann.csv").write_text(history(10, "Ann"))
+    assert cope("import", tmp_path / "ann.csv", "-p", "ann").exit_code == 0
+    (tmp_path / "posts").mkdir()
+    for i in range(8):
+        (tmp_path / "posts" / f"{i}.md").write_text(f"# Post {i}\n\nA post body number {i}.")
+    assert cope("import", tmp_path / "posts", "-p", "ann", "-t", "post").exit_code == 0
+
+    def stop(progress):
+        raise Cancelled("training cancelled")
+
+    with Store.open(ensure_home(cope_home)) as store:
+        ann = store.profile_id("ann")
+        register_adapters(store, ann, "headline", {"user": lora_files["user"]})
+        with pytest.raises(Cancelled):
+            Job(store, "ann", options=Options(epochs=1), report=stop).run(["headline", "post"])
+        runs = store.training_runs()
+        assert [r["task"] for r in runs] == ["headline"]  # the post task never started
+        assert runs[0]["status"] == "failed" and runs[0]["message"].startswith("cancelled")
+        assert adapter_registry.active(store, "headline", "user", ann).gguf_path == lora_files["user"]

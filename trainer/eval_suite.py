@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from cope_local import adapter_versions, methods
+from cope_local import adapter_registry, methods
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, Plan
 from cope_local.evaluation import Question, chart, load, markdown_table, rouge, split, summarise
@@ -114,8 +114,8 @@ def _adapters(store: Store, profile: str, task: Task, settings: Settings, report
                       tune=settings.tune)
     job = Job(store, profile, options=options, report=report)
     outcome = job.train_task(task)
-    tam = adapter_versions.active(store, task.name, "tam", None)
-    user = adapter_versions.active(store, task.name, "user", store.profile_id(profile))
+    tam = adapter_registry.active(store, task.name, "tam", None)
+    user = adapter_registry.active(store, task.name, "user", store.profile_id(profile))
     if outcome.status == "failed" or user is None:
         raise RuntimeError(f"training {profile} failed: {outcome.message}")
     return Adapters(tam.gguf_path if tam else None, user.gguf_path.parent / "sft.gguf", user.gguf_path), user.metrics.get("tuning")

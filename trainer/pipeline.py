@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from cope_local import adapter_versions
+from cope_local import adapter_registry
 from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import score_continuations
@@ -135,12 +135,12 @@ class Job:
         if len(rows) < MIN_ITEMS:
             return Outcome(task.name, "skipped", f"only {len(rows)} items of '{task.name}' (need {MIN_ITEMS}); import more first")
         fingerprint = history_fingerprint(rows, self.model, self.options)
-        active = adapter_versions.active(self.store, task.name, "user", self.profile_id)
+        active = adapter_registry.active(self.store, task.name, "user", self.profile_id)
         if active and active.metrics.get("history") == fingerprint and not self.options.force:
             return Outcome(task.name, "skipped", f"'{task.name}' unchanged since v{active.version}", active.version)
         workdir = self.store.home.adapters / str(self.profile_id) / task.name / f"run-{fingerprint}"
         if self.options.force and workdir.exists() and any(v.gguf_path.parent == workdir for v in
-                                                          adapter_versions.versions(self.store, task.name, "user", self.profile_id)):
+                                                          adapter_registry.versions(self.store, task.name, "user", self.profile_id)):
             workdir = workdir.with_name(f"{workdir.name}-{int(time.time())}")  # a fresh run; the registered one stays
         workdir.mkdir(parents=True, exist_ok=True)
         run_row = RunRow(self.store, self.profile_id, task.name, fingerprint)
@@ -217,7 +217,7 @@ class Job:
         metrics["smoke"] = self._smoke_check(base, model, task, rows[0], tam_gguf, final)
         timings["smoke"] = time.perf_counter() - t
         metrics["timings"] = {k: round(v, 1) for k, v in timings.items()}
-        version = adapter_versions.register(
+        version = adapter_registry.register(
             self.store, task=task.name, kind="user", profile_id=self.profile_id, gguf_path=final,
             peft_path=(workdir / "peft" if self.options.dpo else workdir / "sft-peft") / "user",
             base_fingerprint=self.model.fingerprint, metrics=metrics, activate=True,
@@ -226,7 +226,7 @@ class Job:
 
     def _ensure_tam(self, base: BaseTrainer, task: Task, report: Report, timings, metrics) -> Path | None:
         t = time.perf_counter()
-        current = adapter_versions.active(self.store, task.name, "tam", None)
+        current = adapter_registry.active(self.store, task.name, "tam", None)
         if current and current.base_fingerprint == self.model.fingerprint and current.peft_path and current.peft_path.exists():
             base.merge_tam(current.peft_path)
             metrics["tam"] = {"version": current.version}
@@ -240,7 +240,7 @@ class Job:
         held_out = rows[::TAM_VALIDATION_EVERY] if len(rows) >= 4 * TAM_VALIDATION_EVERY else []
         training = [row for i, row in enumerate(rows) if not held_out or i % TAM_VALIDATION_EVERY]
         result = base.train_tam(task, training, folder, TAM_HYPER, report=report, validation=held_out)
-        tam = adapter_versions.register(
+        tam = adapter_registry.register(
             self.store, task=task.name, kind="tam", profile_id=None, gguf_path=folder / "adapter.gguf",
             peft_path=folder / "peft" / "tam", base_fingerprint=self.model.fingerprint,
             metrics={"items": len(training), **loss_trend(result.losses), "validation": result.validation}, activate=True,

@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Label, Select, Switch
 from textual.worker import get_current_worker
 
-from cope_local import adapter_versions, schedule
+from cope_local import adapter_registry, schedule
 from cope_local.errors import CopeError
 from cope_local.guard import Watched
 from cope_local.progress import Cancelled, Progress
@@ -54,7 +54,7 @@ class AdaptersPane(Pane):
             select.value = current
         table = self.query_one("#adapter-table", DataTable)
         table.clear()
-        for owner, v in adapter_versions.listing(store):
+        for owner, v in adapter_registry.listing(store):
             table.add_row(owner, v.task, v.kind, f"v{v.version}", "●" if v.active else "",
                           v.created_at[:16].replace("T", " "), str(v.metrics.get("items", "")))
         runs = self.query_one("#runs-table", DataTable)
@@ -94,7 +94,7 @@ class AdaptersPane(Pane):
                 self.app.notify("choose the task to roll back", severity="warning")
                 return
             try:
-                chosen = adapter_versions.rollback(self.app.store, task, "user", self.app.store.profile_id(profile))
+                chosen = adapter_registry.rollback(self.app.store, task, "user", self.app.store.profile_id(profile))
             except CopeError as exc:
                 self.app.notify(str(exc), severity="warning")
                 return

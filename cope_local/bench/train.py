@@ -39,14 +39,15 @@ def sft_speed(store: Store, profile: str, items: int, steps: int) -> dict:
 
     task = get_task("headline")
     rows = [(w.inputs, w.output) for w in store.writings(profile=profile, task="headline")[:items]]
-    ours = BaseTrainer(embedded().path)
-    model = get_peft_model(ours.model, USER_LORA.config(), adapter_name="user")
+    trainer_base = BaseTrainer(embedded().path)
+    model = get_peft_model(trainer_base.model, USER_LORA.config(), adapter_name="user")
     batch = SFT_HYPER["lamp"].batch_size
-    examples = ours.examples(task, rows)[: steps * batch]
-    ours = loop.run(model, examples, ours.sft_loss(model), loop.Hyper(epochs=1, lr=1e-5, batch_size=batch), ours.device)
+    examples = trainer_base.examples(task, rows)[: steps * batch]
+    ours = loop.run(model, examples, trainer_base.sft_loss(model), loop.Hyper(epochs=1, lr=1e-5, batch_size=batch),
+                    trainer_base.device)
     model.unload()
 
-    base, tokenizer = ours.model, ours.tokenizer
+    base, tokenizer = trainer_base.model, trainer_base.tokenizer
     data = Dataset.from_list([{"prompt": render_prompt(task, inputs, tokenizer.chat_template), "completion": output + tokenizer.eos_token}
                               for inputs, output in rows])
     with tempfile.TemporaryDirectory() as out:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .. import adapter_versions
+from .. import adapter_registry
 from ..errors import CopeError, needs_train_extra
 from ..methods import LABELS, METHODS
 from ..progress import Progress
@@ -100,7 +100,7 @@ def adapters() -> None:
 @json_option
 def adapters_list(profile, as_json) -> None:
     with open_store() as store:
-        rows = sorted(adapter_versions.listing(store, store.profile_id(profile) if profile else None),
+        rows = sorted(adapter_registry.listing(store, store.profile_id(profile) if profile else None),
                       key=lambda pair: (pair[0], pair[1].task, pair[1].kind, pair[1].version))
     found = [{"profile": owner, "task": v.task, "kind": v.kind, "version": v.version, "active": v.active,
               "created_at": v.created_at, "metrics": v.metrics, "path": str(v.gguf_path)} for owner, v in rows]
@@ -122,7 +122,7 @@ def adapters_list(profile, as_json) -> None:
 def adapters_rollback(profile, task) -> None:
     """Make the previous version of PROFILE's adapter for TASK active again."""
     with open_store() as store:
-        chosen = adapter_versions.rollback(store, task, "user", store.profile_id(profile))
+        chosen = adapter_registry.rollback(store, task, "user", store.profile_id(profile))
     click.echo(f"active: {profile} [{task}] v{chosen.version}")
 
 

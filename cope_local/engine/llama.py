@@ -115,6 +115,10 @@ class Model:
     def is_end(self, token: int) -> bool:
         return bool(C.llama_vocab_is_eog(self.vocab, token))
 
+    @property
+    def closed(self) -> bool:
+        return not self._model
+
     def own(self, resource) -> None:
         self._owned = [r for r in self._owned if not r.closed] + [resource]
 
