@@ -65,7 +65,7 @@ NEGATIVES_K = 3
 NEGATIVES_GROUP = 8  # items sampled together in one context (K sequences each)
 NEGATIVES_CTX = 8192
 NEGATIVES_ROUNDS = 3  # sampling rounds for items that de-duplication left short of K
-SCORING_TOKENS = 4096  # padded tokens per transformers forward when scoring samples
+SCORING_TOKENS = 2048  # padded tokens per transformers forward when scoring samples (no gradients kept)
 
 
 class BaseTrainer:
