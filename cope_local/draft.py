@@ -9,9 +9,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import adapter_registry, methods, models
+from .adapter_registry import AdapterVersion
 from .engine.decoding import Sampling
 from .engine.engine import BasePacing, Engine, Plan, Step
 from .engine.loader import Loading
@@ -45,8 +45,9 @@ def close_engines() -> None:
         _engines.clear()
 
 
-def usable_adapter(store: Store, task: str, kind: str, profile_id: int | None, model: ModelInfo, notes: list[str]) -> Path | None:
-    """The active adapter's file, if it exists and was trained on this very base model."""
+def usable_adapter(store: Store, task: str, kind: str, profile_id: int | None, model: ModelInfo,
+                   notes: list[str]) -> AdapterVersion | None:
+    """The active adapter version, if its file exists and it was trained on this very base model."""
     chosen = adapter_registry.active(store, task, kind, profile_id)
     if chosen is None:
         return None
@@ -57,7 +58,7 @@ def usable_adapter(store: Store, task: str, kind: str, profile_id: int | None, m
     if not chosen.gguf_path.exists():
         notes.append(f"the active {label} v{chosen.version} is missing at {chosen.gguf_path}; not used (retrain: cope train)")
         return None
-    return chosen.gguf_path
+    return chosen
 
 
 @dataclass
@@ -138,10 +139,12 @@ def person_adapters(store: Store, task: str, profile_id: int, model: ModelInfo,
     """The task adapter and the person's adapters (after SFT, and final) usable with `model`, and
     what tuning chose for them (None where untuned)."""
     tam = usable_adapter(store, task, "tam", None, model, notes)
-    final = usable_adapter(store, task, "user", profile_id, model, notes)
-    sft = final.parent / "sft.gguf" if final else None
-    tuned = adapter_registry.active(store, task, "user", profile_id).metrics.get("tuning") if final else None
-    return methods.Adapters(tam, sft if sft and sft.exists() else final, final), tuned
+    user = usable_adapter(store, task, "user", profile_id, model, notes)
+    if user is None:
+        return methods.Adapters(tam.gguf_path if tam else None), None
+    sft = user.gguf_path.parent / "sft.gguf"
+    return (methods.Adapters(tam.gguf_path if tam else None, sft if sft.exists() else user.gguf_path, user.gguf_path),
+            user.metrics.get("tuning"))
 
 
 def save(store: Store, draft: Draft) -> int:

@@ -48,24 +48,32 @@ class Validator:
     task: Task
     validation: list  # (inputs, output)
 
-    def rouge_l(self, plan: Plan, items: list | None = None) -> float:
-        items = self.validation if items is None else items
+    def rouge_l(self, plan: Plan) -> float:
+        """Mean ROUGE-L of the validation drafts under `plan`."""
+        with Engine(self.model_path, loading=self.loading) as engine:
+            return self._scores(engine, [plan], self.validation)[0]
+
+    def _scores(self, engine: Engine, plans: list[Plan], items: list) -> list[float]:
+        """Mean ROUGE-L of `items` drafted under each plan (one loaded model, prompts built once)."""
         params = methods.params(self.task.family)
         sampling = Sampling(penalty=params["penalty"])
-        total = 0.0
-        with Engine(self.model_path, loading=self.loading) as engine:
-            for inputs, output in items:
-                prompt = methods.prompt_tokens(engine, self.task, inputs, params["max_tokens"], [])
+        prompts = [methods.prompt_tokens(engine, self.task, inputs, params["max_tokens"], []) for inputs, _ in items]
+        scores = []
+        for plan in plans:
+            total = 0.0
+            for prompt, (_, output) in zip(prompts, items):
                 tokens = [s.token for s in engine.generate(prompt, plan, params["max_tokens"], sampling)]
                 total += rouge(methods.text_of(engine, tokens), output)[1]
-        return total / max(len(items), 1)
+            scores.append(total / max(len(items), 1))
+        return scores
 
     def contrast(self, tam: Path | None, user: Path) -> dict:
         """α and τ for CoPe with the final adapter: the best point of the grid."""
         tam_set = ((tam, 1.0),) if tam else ()
-        items = self.validation[:DECODE_ITEMS]
-        scores = {(alpha, tau): self.rouge_l(Plan(user=(*tam_set, (user, 1.0)), base=tam_set, alpha=alpha, tau=tau), items)
-                  for alpha in ALPHA_GRID for tau in TAU_GRID}
+        points = [(alpha, tau) for alpha in ALPHA_GRID for tau in TAU_GRID]
+        plans = [Plan(user=(*tam_set, (user, 1.0)), base=tam_set, alpha=alpha, tau=tau) for alpha, tau in points]
+        with Engine(self.model_path, loading=self.loading) as engine:
+            scores = dict(zip(points, self._scores(engine, plans, self.validation[:DECODE_ITEMS])))
         defaults = methods.FAMILY_DEFAULTS[self.task.family]
         alpha, tau = best(scores, (defaults["alpha"], defaults["tau"]))
         return {"alpha": alpha, "tau": tau, "rougeL": {f"{a:g}/{t:g}": round(s, 4) for (a, t), s in scores.items()}}
