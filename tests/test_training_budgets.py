@@ -19,7 +19,7 @@ from cope_local.home import ensure_home  # noqa: E402
 from cope_local.models import embedded_model_path  # noqa: E402
 from cope_local.store import Store  # noqa: E402
 from cope_local.tasks import get_task  # noqa: E402
-from trainer import data, stages  # noqa: E402
+from trainer import data, negatives  # noqa: E402
 from trainer.data import Encoder, by_tokens  # noqa: E402
 from trainer.loading import load_tokenizer  # noqa: E402
 
@@ -66,23 +66,48 @@ def test_batches_are_split_into_micro_batches_by_padded_tokens():
     assert sum(groups, []) == items
 
 
-@pytest.mark.slow
-def test_negatives_are_sampled_again_until_k_distinct(monkeypatch, tmp_path):
+def _prompts(engine, count):
+    return [methods.prompt_tokens(engine, HEADLINE, {"text": article}, 8, []) for article in ARTICLES[:count]]
+
+
+def test_negatives_are_sampled_again_until_k_distinct(monkeypatch, engine):
     """The first round's samples come back duplicated (as a peaked π_base does): a second round
     must fill every item up to K distinct texts."""
-    real = stages.sample_continuations
+    real = negatives.sample_continuations
     rounds = []
 
     def duplicated_first_round(ctx, prompts, k, limits, sampling, rng):
-        drawn = real(ctx, prompts, k, [min(8, limit) for limit in limits], sampling, rng)
+        drawn = real(ctx, prompts, k, limits, sampling, rng)
         rounds.append(len(prompts))
         return [[samples[0]] * k for samples in drawn] if len(rounds) == 1 else drawn
 
-    monkeypatch.setattr(stages, "sample_continuations", duplicated_first_round)
-    trainer = stages.BaseTrainer(embedded_model_path())
-    rows = [({"text": article}, "Some Headline") for article in ARTICLES[:3]]
-    texts = trainer._sample(HEADLINE, rows, None, seed=0, report=lambda p: None, scratch=tmp_path)
-    assert len(rounds) >= 2 and all(len(found) == stages.NEGATIVES_K == len(set(found)) for found in texts)
+    monkeypatch.setattr(negatives, "sample_continuations", duplicated_first_round)
+    texts = negatives.sample(embedded_model_path(), None, None, _prompts(engine, 3), 8, 1, np.random.default_rng(0),
+                             negatives.Remembered(None), lambda p: None)
+    assert len(rounds) >= 2 and all(len(found) == negatives.K == len(set(found)) for found in texts)
+
+
+def test_negatives_already_drawn_from_this_base_are_not_sampled_again(monkeypatch, engine, tmp_path):
+    """A nightly retrain samples only what it has not sampled before from the same π_base."""
+    sampled = []
+    real = negatives.sample_continuations
+    monkeypatch.setattr(negatives, "sample_continuations",
+                        lambda ctx, prompts, *rest: sampled.append(len(prompts)) or real(ctx, prompts, *rest))
+    prompts = _prompts(engine, 3)
+    file = negatives.remembered_file(tmp_path, embedded_model_path(), None, 8)
+
+    def draw(count):
+        return negatives.sample(embedded_model_path(), None, None, prompts[:count], 8, 1, np.random.default_rng(0),
+                                negatives.Remembered(file), lambda p: None)
+
+    first = draw(2)
+    assert sampled == [2]
+    again = draw(3)  # one new item
+    assert sampled == [2, 1] and again[:2] == first and len(again[2]) == negatives.K
+    with file.open("a") as handle:
+        handle.write('{"key": "cut sho')  # a line cut by a kill
+    assert draw(3) == again and sampled == [2, 1]
+    assert file != negatives.remembered_file(tmp_path, embedded_model_path(), None, 9)  # another limit: another file
 
 
 @pytest.mark.slow

@@ -28,8 +28,8 @@ from cope_local.progress import Cancelled, Progress, Report, ignore
 from cope_local.store import Store, utc_now
 from cope_local.tasks import Task, get_task
 
-from . import tuning
-from .data import collate, response_logprobs
+from . import negatives, tuning
+from .data import collate, limit, response_logprobs
 from .stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, BaseTrainer, LoraSpec, with_overrides
 
 MIN_ITEMS = 8
@@ -194,7 +194,9 @@ class Job:
             t = time.perf_counter()
             if (workdir / "negatives.json").exists():
                 metrics["resumed"].append("negatives")
-            pairs = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json", report=report)
+            remembered = negatives.remembered_file(workdir.parent, self.model.path, tam_gguf, limit(task))
+            pairs = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json", report=report,
+                                        remembered=remembered)
             timings["negatives"] = time.perf_counter() - t
             metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1)}
             t = time.perf_counter()

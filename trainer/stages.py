@@ -13,17 +13,12 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from cope_local import methods
-from cope_local.engine.decoding import Sampling
-from cope_local.engine.engine import Engine
-from cope_local.engine.llama import Context
 from cope_local.engine.loader import Loading
-from cope_local.engine.sampling import sample_continuations
 from cope_local.gguf.header import read_header
-from cope_local.progress import Progress, Report, ignore
+from cope_local.progress import Report, ignore
 from cope_local.tasks import Task
 
-from . import loop
+from . import loop, negatives
 from .data import (
     Branches,
     Encoder,
@@ -61,10 +56,6 @@ SFT_HYPER = {"lamp": loop.Hyper(epochs=2, lr=1e-5, batch_size=4), "longlamp": lo
 DPO_HYPER = {"lamp": loop.Hyper(epochs=2, lr=5e-6, batch_size=4, max_grad_norm=0.3),
              "longlamp": loop.Hyper(epochs=1, lr=5e-6, batch_size=4, max_grad_norm=0.3)}
 DPO_BETA = {"lamp": 3.0, "longlamp": 0.05}
-NEGATIVES_K = 3
-NEGATIVES_GROUP = 8  # items sampled together in one context (K sequences each)
-NEGATIVES_CTX = 8192
-NEGATIVES_ROUNDS = 3  # sampling rounds for items that de-duplication left short of K
 SCORING_TOKENS = 2048  # padded tokens per transformers forward when scoring samples (no gradients kept)
 
 
@@ -143,16 +134,19 @@ class BaseTrainer:
     # -- negatives ---------------------------------------------------------------------------
 
     def mine_negatives(self, model, task: Task, rows, tam_gguf: Path | None, out_file: Path,
-                       seed: int = 0, report: Report = ignore) -> list[dict]:
-        """For each item: K samples from π_base (T=1, top-p .95) drawn with llama.cpp, each until
-        end-of-text or the drafting limit; keep the one with the lowest implicit reward
+                       seed: int = 0, report: Report = ignore, remembered: Path | None = None) -> list[dict]:
+        """For each item: K samples from π_base (negatives.py; those already drawn from this π_base
+        are read from `remembered`); keep the one with the lowest implicit reward
         Σ_t log π_user(y_t) - log π_base(y_t) over its whole length (paper Eq. 5, α=1). The
         rewards are computed by `model` itself (π_user; π_base with its adapter disabled), the real
         output and all samples of an item sharing one row, which also gives DPO its reference
         log-probabilities. Cached in `out_file`."""
         if out_file.exists():
             return json.loads(out_file.read_text())
-        samples = self._sample(task, rows, tam_gguf, seed, report, out_file.parent)
+        prompts = [self.encoder.prompt_ids(task, inputs) for inputs, _ in rows]
+        with self.sampling_model(out_file.parent) as path:  # its verdict is the base model's
+            samples = negatives.sample(path, tam_gguf, self.loading, prompts, limit(task), cpu_threads(),
+                                       np.random.default_rng(seed), negatives.Remembered(remembered), report)
         scored = [(inputs, output, texts, self.encoder.branches(task, inputs, [output, *texts]))
                   for (inputs, output), texts in zip(rows, samples) if texts]
         pairs = []
@@ -187,35 +181,6 @@ class BaseTrainer:
             if not self.cache:
                 copy.unlink(missing_ok=True)
 
-    def _sample(self, task: Task, rows, tam_gguf: Path | None, seed: int, report: Report, scratch: Path) -> list[list[str]]:
-        """K distinct non-empty sample texts per item from π_base, several items per llama.cpp
-        batch; items that de-duplication leaves short of K are sampled again (a few rounds)."""
-        rng = np.random.default_rng(seed)
-        sampling = Sampling(temperature=1.0, top_p=0.95)
-        threads = cpu_threads()
-        prompts = [self.encoder.prompt_ids(task, inputs) for inputs, _ in rows]
-        texts: list[list[str]] = [[] for _ in rows]
-        # The F32 copy is loaded the way its base is: its verdict is the base model's.
-        with self.sampling_model(scratch) as path, Engine(path, n_threads=threads, loading=self.loading) as engine:
-            adapters = [(engine.adapter(tam_gguf), 1.0)] if tam_gguf else []
-            ctx = Context(engine.model, adapters, n_ctx=NEGATIVES_CTX, n_threads=threads, n_seq_max=NEGATIVES_K * NEGATIVES_GROUP)
-            try:
-                for attempt in range(NEGATIVES_ROUNDS):
-                    wanted = [i for i, found in enumerate(texts) if len(found) < NEGATIVES_K]
-                    for group in _groups(wanted, [len(p) for p in prompts], limit(task)):
-                        drawn = sample_continuations(ctx, [prompts[i] for i in group], NEGATIVES_K,
-                                                     [limit(task)] * len(group), sampling, rng)
-                        for i, samples in zip(group, drawn):
-                            for tokens, _ in samples:
-                                text = methods.text_of(engine, tokens)
-                                if text and text not in texts[i] and len(texts[i]) < NEGATIVES_K:
-                                    texts[i].append(text)
-                        if attempt == 0:
-                            report(Progress("negatives", sum(1 for found in texts if found), len(rows)))
-            finally:
-                ctx.close()
-        return texts
-
     def _logps(self, model, branches, with_adapter: bool) -> torch.Tensor:
         adapter = contextlib.nullcontext() if with_adapter else model.disable_adapter()
         with torch.no_grad(), adapter, self.device.autocast():
@@ -249,18 +214,3 @@ class BaseTrainer:
 
 def with_overrides(hyper: loop.Hyper, **overrides) -> loop.Hyper:
     return replace(hyper, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def _groups(indices: list[int], prompt_lengths: list[int], sample_limit: int):
-    """Consecutive items, at most NEGATIVES_GROUP at a time and never more tokens than the
-    sampling context holds (each item: its prompt and K samples of up to the limit)."""
-    group, used = [], 0
-    for i in indices:
-        need = prompt_lengths[i] + NEGATIVES_K * sample_limit
-        if group and (len(group) == NEGATIVES_GROUP or used + need > NEGATIVES_CTX):
-            yield group
-            group, used = [], 0
-        group.append(i)
-        used += need
-    if group:
-        yield group

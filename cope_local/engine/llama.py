@@ -164,14 +164,16 @@ class Context:
     """One KV cache with its own adapter set; remembers which tokens it holds for prefix reuse."""
 
     def __init__(self, model: Model, adapters: Sequence[tuple[LoraAdapter, float]] = (),
-                 n_ctx: int = 2048, n_threads: int = 1, n_batch: int = 512, n_seq_max: int = 1):
+                 n_ctx: int = 2048, n_threads: int = 1, n_batch: int = 512, n_seq_max: int = 1, unified: bool = True):
         self.model = model
         params = C.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = n_seq_max
-        params.kv_unified = n_seq_max > 1  # sequences copied from one prompt share its cells
+        # Unified: sequences copied from one prompt share its cells. Not: each sequence has n_ctx /
+        # n_seq_max cells of its own and attends over those only (faster for long, separate samples).
+        params.kv_unified = n_seq_max > 1 and unified
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
         params.no_perf = True
