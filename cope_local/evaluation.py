@@ -6,6 +6,7 @@ Layouts: LaMP `questions.json` (`[{id, input, profile, user?}]`) with `outputs.j
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -77,6 +78,15 @@ def load(data: Path, task: Task | None = None) -> tuple[Task, list[Question]]:
         user = next((str(raw[k]) for k in USER_KEYS if raw.get(k)), qid)
         questions.append(Question(qid, user, question_inputs(task, str(raw["input"]), where), str(gold), profile))
     return task, questions
+
+
+def data_fingerprint(data: Path) -> str:
+    """Identity of an eval data set (its questions and gold outputs), wherever it lies."""
+    path = data / "questions.json" if data.is_dir() else data
+    digest = hashlib.sha256()
+    for part in (path, path.with_name("outputs.json")):
+        digest.update(part.read_bytes() if part.exists() else b"")
+    return digest.hexdigest()[:16]
 
 
 def _golds(path: Path) -> dict[str, str]:

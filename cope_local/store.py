@@ -52,12 +52,13 @@ class Store:
         self.home = home
 
     @classmethod
-    def open(cls, home: Home | None = None, upto: int | None = None) -> Store:
+    def open(cls, home: Home | None = None, upto: int | None = None, key: keys.DatabaseKey | None = None) -> Store:
+        """The store of `home`, with its key from keys.database_key unless one is given."""
         home = home or ensure_home()
         path = home.db_path
         new = not path.exists() or path.stat().st_size == 0
         plaintext = not new and database.is_plaintext(path)
-        key = keys.database_key(path, new=new or plaintext)
+        key = key or keys.database_key(path, new=new or plaintext)
         if new:
             create_private_file(path)
         try:

@@ -11,5 +11,6 @@ PYTHON=${PYTHON:-python3}
 # version is the CUDA build. Override with COPE_TORCH (e.g. a ROCm or newer CUDA wheel).
 .venv/bin/python -m pip install -q "${COPE_TORCH:-torch==2.13.0}"
 # llama-cpp-python builds llama.cpp from source the first time (~9 min on 2 cores; pip caches it).
-.venv/bin/python -m pip install -q -e ".[train,test]"
+# COPE_EXTRAS adds optional parts, e.g. COPE_EXTRAS=train,test,cluster for `cope eval --ray`.
+.venv/bin/python -m pip install -q -e ".[${COPE_EXTRAS:-train,test}]"
 echo "cope-local is installed: .venv/bin/cope --help"

@@ -25,11 +25,13 @@ def cope_process(*args, env=None):
 
 def test_the_network_is_blocked_here_and_in_every_subprocess():
     with pytest.raises(OSError, match="network access blocked"):
-        socket.create_connection(("127.0.0.1", 9))
-    probe = "import socket\ntry:\n    socket.socket()\nexcept OSError as e:\n    print(e)"
+        socket.create_connection(("192.0.2.1", 80))
+    probe = "import socket\ntry:\n    socket.socket().connect(('192.0.2.1', 80))\nexcept OSError as e:\n    print(e)"
     assert "network access blocked" in subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout
     a, b = socket.socketpair()  # local sockets (asyncio's wake-up pipe) stay allowed
     a.close(), b.close()
+    with pytest.raises(ConnectionRefusedError):  # and so does loopback (a local Ray instance)
+        socket.create_connection(("127.0.0.1", 9))
     NET_LOG.unlink()  # these attempts were this test's own
 
 

@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cope_local import adapter_registry, methods
+from cope_local import adapter_registry, eval_results, methods
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, Plan
-from cope_local.evaluation import Question, chart, load, markdown_table, rouge, split, summarise
+from cope_local.evaluation import Question, data_fingerprint, load, rouge, split
 from cope_local.home import ensure_home
-from cope_local.methods import LABELS, METHODS, Adapters
+from cope_local.methods import METHODS, Adapters
 from cope_local.models import loading, resolve
 from cope_local.progress import Progress, Report, ignore
 from cope_local.prompts import render_chat
 from cope_local.store import Store
 from cope_local.tasks import Task, get_task
 
+from . import eval_tam
 from .pipeline import Job, Options
 
 
@@ -49,52 +51,86 @@ def test_cases(question: Question, settings: Settings) -> tuple[list[tuple[dict,
     return history, cases
 
 
-def run(data: Path, out: Path, task_name: str | None, settings: Settings, report: Report = ignore) -> dict:
+def run(data: Path, out: Path, task_name: str | None, settings: Settings, report: Report = ignore,
+        tam: Path | None = None, ray: str | None = None) -> dict:
+    """Evaluate this shard's test users (each on this machine, or one Ray task each with `ray`:
+    an address, or "local") and write the results. The TAM is trained once, or taken from `tam`."""
     task, questions = load(data, get_task(task_name) if task_name else None)
     test, others = split(questions, settings.users)
     index, count = settings.shard
     test = test[index::count]
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / "predictions.jsonl"
-    done = {(r["key"], r["method"]): r for r in map(json.loads, cache.read_text().splitlines())} if cache.exists() else {}
+    answers = Answers(out / "predictions.jsonl")
     with Store.open(ensure_home(out / "store")) as store:
-        _import(store, task, test, others, settings)
+        import_users(store, task, test, others, settings)
         model = resolve(store)
-        with Engine(model.path, loading=loading(store, model)) as engine, cache.open("a", encoding="utf-8") as sink:
-            for number, question in enumerate(test, 1):
-                report(Progress("users", number - 1, len(test)))
-                history, cases = test_cases(question, settings)
-                profile = f"user:{question.user}"
-                wanted = [m for m in settings.methods if any((c.id, m) not in done for c in cases)]
-                if not wanted:
-                    continue
-                trained = any(METHODS[m].tam or METHODS[m].user for m in wanted)
-                adapters, tuned = _adapters(store, profile, task, settings, report) if trained else (Adapters(), None)
-                for method in wanted:
-                    for case in cases:
-                        if (case.id, method) in done:
-                            continue
-                        prediction = _predict(engine, task, method, case, history, adapters, tuned)
-                        r1, rl = rouge(prediction, case.gold)
-                        row = {"key": case.id, "user": question.user, "method": method, "prediction": prediction,
-                               "gold": case.gold, "rouge1": r1, "rougeL": rl}
-                        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-                        sink.flush()
-                        done[(case.id, method)] = row
-            report(Progress("users", len(test), len(test)))
-    rows = [r for r in done.values() if r["method"] in settings.methods]
-    summary = summarise(rows, [m for m in METHODS if m in settings.methods])
-    result = {"data": str(data), "task": task.name, "users": len(test), "settings": settings.__dict__, "summary": summary,
-              "questions": [{"id": r["key"], "user": r["user"], "method": r["method"], "prediction": r["prediction"],
-                             "gold": r["gold"], "rouge1": r["rouge1"], "rougeL": r["rougeL"]} for r in rows]}
-    (out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    (out / "results.md").write_text(markdown_table(summary, LABELS))
-    if summary:
-        chart(summary, LABELS, out / "rougeL.png")
-    return result
+        shared = None
+        if any(METHODS[m].tam or METHODS[m].user for m in settings.methods) and test:
+            wanted = eval_tam.identity(store, task, model, settings.tam_items)
+            job = Job(store, f"user:{test[0].user}", options=_options(settings), report=report)
+            shared = eval_tam.ensure(store, task, wanted, tam, out / "tam", lambda: job.train_tam(task))
+        if ray is not None:
+            from .eval_ray import fan_out
+
+            fan_out(ray, task, test, settings, shared, out, answers, report)
+        else:
+            with Engine(model.path, loading=loading(store, model)) as engine:
+                for number, question in enumerate(test, 1):
+                    report(Progress("users", number - 1, len(test)))
+                    for row in evaluate_user(store, engine, task, question, settings, answers.done, report):
+                        answers.add(row)
+        report(Progress("users", len(test), len(test)))
+    header = {"data": str(data), "data_fingerprint": data_fingerprint(data), "task": task.name, "model": model.fingerprint,
+              "users": len(test), "test_questions": [q.id for q in test], "settings": settings.__dict__}
+    return eval_results.write(out, header, answers.in_order(test, settings))
 
 
-def _import(store: Store, task: Task, test: list[Question], others: list[Question], settings: Settings) -> None:
+class Answers:
+    """predictions.jsonl: every answer, appended as it is made, so that a rerun resumes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        self.done = {(r["key"], r["method"]): r for r in map(json.loads, lines)}
+
+    def add(self, row: dict) -> None:
+        with self.path.open("a", encoding="utf-8") as sink:
+            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.done[(row["key"], row["method"])] = row
+
+    def in_order(self, test: list[Question], settings: Settings) -> list[dict]:
+        """The answers of these users and methods: by test user, then method, then question."""
+        return [self.done[(case.id, method)] for question in test for method in settings.methods
+                for case in test_cases(question, settings)[1] if (case.id, method) in self.done]
+
+
+def evaluate_user(store: Store, engine: Engine, task: Task, question: Question, settings: Settings, done: dict,
+                  report: Report = ignore) -> Iterator[dict]:
+    """The answers of one test user that `done` lacks, training the user's adapters first if needed."""
+    history, cases = test_cases(question, settings)
+    wanted = [m for m in settings.methods if any((c.id, m) not in done for c in cases)]
+    if not wanted:
+        return
+    if any(METHODS[m].user for m in wanted):
+        adapters, tuned = _adapters(store, f"user:{question.user}", task, settings, report)
+    else:  # the run's TAM at most: nothing of this user's to train
+        tam = adapter_registry.active(store, task.name, "tam", None)
+        adapters, tuned = Adapters(tam.gguf_path if tam else None), None
+    for method in wanted:
+        for case in cases:
+            if (case.id, method) not in done:
+                prediction = _predict(engine, task, method, case, history, adapters, tuned)
+                r1, rl = rouge(prediction, case.gold)
+                yield {"key": case.id, "user": question.user, "method": method, "prediction": prediction,
+                       "gold": case.gold, "rouge1": r1, "rougeL": rl}
+
+
+def _options(settings: Settings) -> Options:
+    return Options(epochs=settings.epochs, lr=settings.lr, rank=settings.rank, tam_max_items=settings.tam_items,
+                   tune=settings.tune)
+
+
+def import_users(store: Store, task: Task, test: list[Question], others: list[Question], settings: Settings) -> None:
     """Test users' histories as their profiles; everyone else's as the TAM corpus (idempotent)."""
     with store.transaction():
         corpus = store.ensure_profile("corpus", "corpus")
@@ -110,9 +146,7 @@ def _import(store: Store, task: Task, test: list[Question], others: list[Questio
 
 def _adapters(store: Store, profile: str, task: Task, settings: Settings, report: Report) -> tuple[Adapters, dict | None]:
     """The user's adapters (trained here, or found from an earlier run) and what tuning chose."""
-    options = Options(epochs=settings.epochs, lr=settings.lr, rank=settings.rank, tam_max_items=settings.tam_items,
-                      tune=settings.tune)
-    job = Job(store, profile, options=options, report=report)
+    job = Job(store, profile, options=_options(settings), report=report)
     outcome = job.train_task(task)
     tam = adapter_registry.active(store, task.name, "tam", None)
     user = adapter_registry.active(store, task.name, "user", store.profile_id(profile))

@@ -164,8 +164,7 @@ class Job:
             run_row.progress(progress)
 
         started = time.perf_counter()
-        base = BaseTrainer(self.model.path, hf_dir=self.model.hf_dir, cache=dequantized_cache(self.store.home, self.model),
-                          loading=self.loading)
+        base = self._base_trainer()
         timings["load"] = time.perf_counter() - started
 
         tam_gguf = self._ensure_tam(base, task, report, timings, metrics)
@@ -225,6 +224,14 @@ class Job:
             base_fingerprint=self.model.fingerprint, metrics=metrics, activate=True,
         )
         return Outcome(task.name, "done", f"'{task.name}' v{version.version} active ({len(rows)} items)", version.version, timings, metrics)
+
+    def _base_trainer(self) -> BaseTrainer:
+        return BaseTrainer(self.model.path, hf_dir=self.model.hf_dir, cache=dequantized_cache(self.store.home, self.model),
+                           loading=self.loading)
+
+    def train_tam(self, task: Task) -> Path | None:
+        """Only the task adapter, if there is none yet (an eval run shares it among its users)."""
+        return self._ensure_tam(self._base_trainer(), task, self.report, {}, {})
 
     def _ensure_tam(self, base: BaseTrainer, task: Task, report: Report, timings, metrics) -> Path | None:
         t = time.perf_counter()

@@ -12,7 +12,7 @@ import click
 
 from ..errors import CopeError
 from ..guard import supervise
-from . import jobs, model_commands, privacy_commands, writing
+from . import eval_commands, jobs, model_commands, privacy_commands, writing
 
 
 class CopeGroup(click.Group):
@@ -43,7 +43,7 @@ def tui() -> None:
     run()
 
 
-for module in (writing, model_commands, privacy_commands, jobs):
+for module in (writing, model_commands, privacy_commands, jobs, eval_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -1,4 +1,4 @@
-"""`cope train`, `cope eval`, `cope adapters …`, `cope bench …`: the long-running jobs."""
+"""`cope train`, `cope adapters …`, `cope schedule …`, `cope bench …`: the long-running jobs (eval: eval_commands)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import click
 
 from .. import adapter_registry
 from ..errors import CopeError, needs_train_extra
-from ..methods import LABELS, METHODS
 from ..progress import Progress
 from ..tasks import registry
 from .common import StageProgress, emit_json, json_option, open_store
@@ -52,42 +51,6 @@ def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, 
 
 def progress_line(progress: Progress) -> None:
     click.echo("PROGRESS " + json.dumps(progress.__dict__))
-
-
-@click.command("eval")
-@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help="LaMP/LongLaMP folder or questions JSON.")
-@click.option("--task", "-t", type=click.Choice(sorted(registry())), help="Detected from the data when omitted.")
-@click.option("--users", type=int, default=100, show_default=True, help="Test users: those with the longest histories.")
-@click.option("--max-profile", type=int, help="Use only each test user's newest K history items.")
-@click.option("--questions-per-user", type=int, default=1, show_default=True,
-              help="Also test on each user's newest history items (each answered from older history only).")
-@click.option("--methods", help="Comma-separated subset of: base,rag,pag,tam,oppu,oppu_dpo,oppu_cd,cope.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"), show_default=True)
-@click.option("--shard", default="0/1", show_default=True, help="i/n: this machine's share of the test users.")
-@click.option("--tam-items", type=int, default=2000, show_default=True)
-@click.option("--epochs", type=float)
-@click.option("--lr", type=float)
-@click.option("--rank", type=int)
-@click.option("--tune", is_flag=True, help="Per-user tuning (as cope train --tune) on each user's held-out newest items.")
-def eval_command(data, task, users, max_profile, questions_per_user, methods, out, shard, tam_items, epochs, lr, rank, tune) -> None:
-    """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md and a chart."""
-    with needs_train_extra("evaluation"):
-        from trainer.eval_suite import Settings, run
-    from ..evaluation import markdown_table
-
-    chosen = tuple(m.strip() for m in methods.split(",")) if methods else tuple(METHODS)
-    unknown = set(chosen) - set(METHODS)
-    if unknown:
-        raise CopeError(f"unknown methods: {', '.join(sorted(unknown))}", hint="choose from " + ",".join(METHODS))
-    index, _, count = shard.partition("/")
-    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise CopeError(f"--shard {shard!r} is not i/n with i < n", hint="e.g. --shard 0/2 on one machine, 1/2 on another")
-    settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
-                        shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank, tune=tune)
-    with StageProgress() as progress:
-        result = run(data, out, task, settings, progress.update)
-    click.echo(markdown_table(result["summary"], LABELS))
-    click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}, {out / 'rougeL.png'}")
 
 
 @click.group()
@@ -191,4 +154,4 @@ def bench_train(data, items, tam_items, trl_steps, task, speed_only, as_json) ->
     emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task))
 
 
-COMMANDS = [train, eval_command, adapters, schedule, bench]
+COMMANDS = [train, adapters, schedule, bench]

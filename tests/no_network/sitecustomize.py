@@ -1,7 +1,8 @@
 """Loaded by every Python process the tests start (PYTHONPATH), and by the test process itself:
-opening an internet socket fails, and every attempt is recorded in $COPE_TEST_NET_LOG so a test
+reaching beyond this machine fails, and every attempt is recorded in $COPE_TEST_NET_LOG so a test
 fails even when the code under test swallows the error. Local (AF_UNIX) sockets stay allowed:
-asyncio, which the app runs on, uses a socketpair for its own wake-ups."""
+asyncio, which the app runs on, uses a socketpair for its own wake-ups; so does the loopback
+interface, which a local Ray instance (`cope eval --ray`) talks over."""
 
 import os
 import socket
@@ -22,17 +23,50 @@ def _refuse(what: str):
     raise NetworkBlocked(f"network access blocked in the cope-local tests: {what}")
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost", "", "0.0.0.0", "::"}  # "", 0.0.0.0, ::: binding, not reaching
+
+
+def _local(address) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    return host is None or (isinstance(host, str) and (host in LOOPBACK or host.startswith("127.")))
+
+
 class GuardedSocket(socket.socket):
-    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
-        if fileno is None and (family == -1 or socket.AddressFamily(family) in NETWORK_FAMILIES):
-            _refuse(f"socket({family}, {type})")
-        super().__init__(family, type, proto, fileno)
+    def _check(self, address, what: str):
+        if self.family in NETWORK_FAMILIES and not _local(address):
+            _refuse(f"{what}({address!r})")
+
+    def connect(self, address):
+        self._check(address, "connect")
+        return super().connect(address)
+
+    def connect_ex(self, address):
+        self._check(address, "connect_ex")
+        return super().connect_ex(address)
+
+    def sendto(self, data, *args):
+        self._check(args[-1], "sendto")
+        return super().sendto(data, *args)
+
+
+_real_getaddrinfo = socket.getaddrinfo
 
 
 def _getaddrinfo(host, *args, **kwargs):
-    _refuse(f"getaddrinfo({host!r})")
+    if not _local(host):
+        _refuse(f"getaddrinfo({host!r})")
+    return _real_getaddrinfo(host, *args, **kwargs)
 
 
 socket.socket = GuardedSocket
 socket.getaddrinfo = _getaddrinfo
-socket.create_connection = lambda address, *a, **k: _refuse(f"create_connection({address!r})")
+_real_create_connection = socket.create_connection
+
+
+def _create_connection(address, *args, **kwargs):
+    if not _local(address):
+        _refuse(f"create_connection({address!r})")
+    return _real_create_connection(address, *args, **kwargs)
+
+
+socket.create_connection = _create_connection

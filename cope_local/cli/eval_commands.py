@@ -1,0 +1,77 @@
+"""`cope eval`: the paper's experiments on LaMP / LongLaMP data, on this machine, in shards, or on
+Ray; `cope eval merge` puts shards back together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import CopeError, needs_train_extra
+from ..methods import LABELS, METHODS
+from ..tasks import registry
+from .common import StageProgress
+
+
+@click.group("eval", invoke_without_command=True)
+@click.option("--data", type=click.Path(exists=True, path_type=Path), help="LaMP/LongLaMP folder or questions JSON.")
+@click.option("--task", "-t", type=click.Choice(sorted(registry())), help="Detected from the data when omitted.")
+@click.option("--users", type=int, default=100, show_default=True, help="Test users: those with the longest histories.")
+@click.option("--max-profile", type=int, help="Use only each test user's newest K history items.")
+@click.option("--questions-per-user", type=int, default=1, show_default=True,
+              help="Also test on each user's newest history items (each answered from older history only).")
+@click.option("--methods", help="Comma-separated subset of: base,rag,pag,tam,oppu,oppu_dpo,oppu_cd,cope.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"), show_default=True)
+@click.option("--shard", default="0/1", show_default=True, help="i/n: this machine's share of the test users.")
+@click.option("--tam", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The tam/ folder of another shard of this run: its task adapter is used instead of training one.")
+@click.option("--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+              help="One Ray task per test user, on the cluster at ADDRESS (alone: a local Ray instance).")
+@click.option("--tam-items", type=int, default=2000, show_default=True)
+@click.option("--epochs", type=float)
+@click.option("--lr", type=float)
+@click.option("--rank", type=int)
+@click.option("--tune", is_flag=True, help="Per-user tuning (as cope train --tune) on each user's held-out newest items.")
+@click.pass_context
+def eval_command(ctx, data, task, users, max_profile, questions_per_user, methods, out, shard, tam, ray, tam_items,
+                 epochs, lr, rank, tune) -> None:
+    """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md and a chart."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if data is None:
+        raise click.UsageError("Missing option '--data' (a LaMP/LongLaMP folder), or a command such as 'merge'.")
+    with needs_train_extra("evaluation"):
+        from trainer.eval_suite import Settings, run
+
+    chosen = tuple(m.strip() for m in methods.split(",")) if methods else tuple(METHODS)
+    unknown = set(chosen) - set(METHODS)
+    if unknown:
+        raise CopeError(f"unknown methods: {', '.join(sorted(unknown))}", hint="choose from " + ",".join(METHODS))
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise CopeError(f"--shard {shard!r} is not i/n with i < n", hint="e.g. --shard 0/2 on one machine, 1/2 on another")
+    settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
+                        shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank, tune=tune)
+    with StageProgress() as progress:
+        result = run(data, out, task, settings, progress.update, tam=tam, ray=ray)
+    _show(result, out)
+
+
+@eval_command.command("merge")
+@click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Where the merged results go.")
+def merge(shards, out) -> None:
+    """Merge the --out folders of every shard of one run (`cope eval --shard i/n`) into one result."""
+    from ..eval_results import merge as merge_shards
+
+    _show(merge_shards(list(shards), out), out)
+
+
+def _show(result: dict, out: Path) -> None:
+    from ..evaluation import markdown_table
+
+    click.echo(markdown_table(result["summary"], LABELS))
+    click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}, {out / 'rougeL.png'}")
+
+
+COMMANDS = [eval_command]
