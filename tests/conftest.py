@@ -106,3 +106,28 @@ def register_adapters(store, profile_id, task, files):
     for kind, path in files.items():
         adapter_registry.register(store, task=task, kind=kind, profile_id=profile_id if kind == "user" else None,
                                   gguf_path=path, base_fingerprint=fingerprint, activate=True)
+
+
+# -- a second architecture: Gemma 3 270M, where its package (the gemma3 extra) is installed ----
+
+@pytest.fixture(scope="session")
+def gemma_path(tmp_path_factory):
+    from cope_local.packaged_models import PACKAGED, assemble
+
+    packaged = PACKAGED["gemma3-270m"]
+    if not packaged.installed:
+        pytest.skip(f"Gemma 3 270M is not installed: {packaged.install_hint}")
+    return assemble(packaged, tmp_path_factory.mktemp("gemma3"))
+
+
+@pytest.fixture(scope="session")
+def gemma_engine(gemma_path):
+    with Engine(gemma_path) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="session")
+def gemma_loras(gemma_path, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gemma-loras")
+    return {"tam": random_lora(folder / "tam.gguf", seed=1, base_path=gemma_path),
+            "user": random_lora(folder / "user.gguf", seed=2, std=0.03, base_path=gemma_path)}

@@ -31,12 +31,24 @@ def plans(lora_files):
     }
 
 
+MODELS = {"smollm2": ("engine", "lora_files", ARTICLES), "gemma3": ("gemma_engine", "gemma_loras", ARTICLES[:3])}
+# Gemma 3 (Q4_K_M, sliding-window attention): not yet exact. llama.cpp takes other kernels for
+# batches under 8 tokens there (measured: logits differ by up to 0.86), so the engine's prefix
+# snapshots and lazy π_base catch-up batch differently from the reference's one-token steps;
+# prompts are now chunked >= 8 (llama.MIN_CHUNK), which is not yet enough (issue 15).
+GEMMA_NOT_YET_EXACT = pytest.mark.xfail(strict=True, reason="batch-size-dependent kernels on Gemma 3 Q4_K_M (issue 15)")
+CASES = [("smollm2", m) for m in ("base", "tam", "oppu", "cope", "cope-penalty", "cope-no-tam", "oppu-penalty")] + \
+    [pytest.param("gemma3", m, marks=GEMMA_NOT_YET_EXACT) for m in ("oppu", "cope", "cope-penalty", "oppu-penalty")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["base", "tam", "oppu", "cope", "cope-penalty", "cope-no-tam", "oppu-penalty"])
-def test_engine_matches_reference(engine, lora_files, method):
+@pytest.mark.parametrize("model, method", CASES)
+def test_engine_matches_reference(request, model, method):
+    engine_fixture, loras_fixture, articles = MODELS[model]
+    engine, lora_files = request.getfixturevalue(engine_fixture), request.getfixturevalue(loras_fixture)
     plan, penalty = plans(lora_files)[method]
     head_sizes, changed = [], 0
-    for article in ARTICLES:
+    for article in articles:
         prompt = prompt_tokens(engine, article)
         want = reference_generate(engine, prompt, plan.user, plan.base, plan.alpha, plan.tau, penalty, MAX_TOKENS)
         schedules = [BasePacing()] if plan.base is None else [BasePacing(), BasePacing(lazy=False, concurrent=False), BasePacing(lazy=True, concurrent=False)]

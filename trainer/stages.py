@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from cope_local.engine.loader import Loading
+from cope_local.gguf.architectures import chat_template
 from cope_local.gguf.header import read_header
 from cope_local.progress import Report, ignore
 from cope_local.tasks import Task
@@ -70,7 +71,8 @@ class BaseTrainer:
         self.device = device or pick_device()
         self.cache = cache  # dequantized copies of a small model, kept between jobs
         self.model, self.tokenizer = load_base(self.gguf_path, hf_dir, device=self.device, cache=cache and cache / "hf")
-        self.template = read_header(self.gguf_path).metadata.get("tokenizer.chat_template")
+        header = read_header(self.gguf_path)
+        self.template = chat_template(header.architecture, header.metadata.get("tokenizer.chat_template"))
         self.encoder = Encoder(self.tokenizer, self.template)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id

@@ -13,11 +13,11 @@ import gguf
 import numpy as np
 
 from cope_local.errors import CopeError
+from cope_local.gguf.architectures import PERMUTED_QK
 from cope_local.gguf.header import read_header
 from cope_local.gguf.lora import validate, write_lora_gguf
 
 _ARCHES = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
-PERMUTED_ARCHES = {"llama"}  # only llama's converter reorders q/k rows
 
 
 def permute_rows(weight: np.ndarray, n_head: int) -> np.ndarray:
@@ -46,9 +46,9 @@ def lora_pairs(peft_model, adapter: str, architecture: str, n_head: int, n_head_
             raise CopeError("a LoRA on tied embeddings cannot be applied by llama.cpp; drop embed_tokens from targets")
         a = module.lora_A[adapter].weight.detach().float().cpu().numpy()
         b = module.lora_B[adapter].weight.detach().float().cpu().numpy() * module.scaling[adapter]
-        if architecture in PERMUTED_ARCHES and ".attn_q." in target:
+        if architecture in PERMUTED_QK and ".attn_q." in target:
             b = permute_rows(b, n_head)
-        elif architecture in PERMUTED_ARCHES and ".attn_k." in target:
+        elif architecture in PERMUTED_QK and ".attn_k." in target:
             b = permute_rows(b, n_head_kv)
         pairs[target] = (a, b)
     if not pairs:

@@ -8,6 +8,7 @@ import click
 
 from .. import models
 from ..engine.loader import MODES
+from ..packaged_models import PACKAGED, assemble
 from .common import emit_json, json_option, open_store
 
 
@@ -26,13 +27,18 @@ def models_command(ctx, as_json) -> None:
          "embedded": m.embedded, "default": m.name == default}
         for m in found
     ]
+    available = [{"name": p.name, "package": p.distribution, "installed": p.installed, "terms": p.terms}
+                 for p in PACKAGED.values() if p.name not in {m.name for m in found}]
     if as_json:
-        emit_json(rows)
+        emit_json(rows + [{**row, "available": True} for row in available])
         return
     for row in rows:
         mark = "*" if row["default"] else " "
         size = row["size_bytes"] / 1e6
         click.echo(f"{mark} {row['name']:<24} {row['architecture']:<10} {size:8.1f} MB  {row['path']}")
+    for row in available:
+        how = f"cope models add {row['name']}" if row["installed"] else PACKAGED[row["name"]].install_hint
+        click.echo(f"  {row['name']:<24} available: {how} ({row['terms']})")
     with open_store() as store:
         click.echo(buffers_text(models.buffers_report(store)))
 
@@ -58,14 +64,18 @@ def models_buffers(mode, as_json) -> None:
 
 
 @models_command.command("add")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), metavar="PATH|NAME")
 @click.option("--name", help="Name to refer to it by (default: the file name).")
 @click.option("--hf-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The local Hugging Face folder the GGUF came from; training loads it directly.")
 @click.option("--default", "make_default", is_flag=True, help="Use it from now on.")
 def models_add(path, name, hf_dir, make_default) -> None:
-    """Validate a local GGUF (format and architecture) and register it."""
+    """Validate a local GGUF (format and architecture) and register it; or NAME, a model that
+    came as a package (see `cope models`), assembled into the data folder first."""
     with open_store() as store:
+        packaged = PACKAGED.get(str(path)) if not path.exists() else None
+        if packaged:
+            path, name = assemble(packaged, store.home.models), name or packaged.name
         info = models.add(store, path, name, hf_dir)
         if make_default:
             models.set_default(store, info.name)

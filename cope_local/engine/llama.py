@@ -16,7 +16,7 @@ import llama_cpp.llama_cpp as C
 import numpy as np
 
 from ..errors import CopeError
-from ..gguf import fingerprint
+from ..gguf import architectures, fingerprint
 from .loader import Loading, decide, requested_mode
 
 _init_lock = threading.Lock()
@@ -84,7 +84,13 @@ class Model:
 
     def chat_template(self) -> str | None:
         raw = C.llama_model_chat_template(self.handle, None)
-        return raw.decode("utf-8") if raw else None
+        return architectures.chat_template(self.architecture, raw.decode("utf-8") if raw else None)
+
+    @property
+    def architecture(self) -> str:
+        buffer = ctypes.create_string_buffer(64)
+        size = C.llama_model_meta_val_str(self.handle, b"general.architecture", buffer, len(buffer))
+        return buffer.value.decode() if size > 0 else ""
 
     def special_text(self, token: int) -> str:
         """How a special token (BOS, EOS) is spelled, for chat templates that write it out."""
@@ -160,6 +166,9 @@ class LoraAdapter:
             self._adapter = None
 
 
+MIN_CHUNK = 8  # the fewest prompt tokens llama.cpp is given in one batch (see Context.start)
+
+
 class Context:
     """One KV cache with its own adapter set; remembers which tokens it holds for prefix reuse."""
 
@@ -174,6 +183,9 @@ class Context:
         # Unified: sequences copied from one prompt share its cells. Not: each sequence has n_ctx /
         # n_seq_max cells of its own and attends over those only (faster for long, separate samples).
         params.kv_unified = n_seq_max > 1 and unified
+        # Sliding-window models (Gemma 3): a full-size window cache, so that a restored prefix
+        # snapshot continues exactly (a pruned window cache does not hold what the snapshot needs).
+        params.swa_full = True
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
         params.no_perf = True
@@ -208,16 +220,17 @@ class Context:
         self.tokens = []
 
     def start(self, prompt: Sequence[int]) -> list[int]:
-        """Reuse what the cache holds of `prompt`; return the prompt tokens still to decode (>= 2).
+        """Reuse what the cache holds of `prompt`; return the prompt tokens still to decode
+        (>= MIN_CHUNK).
 
-        llama.cpp's logits depend slightly on how tokens were batched: a token evaluated alone
-        (n=1) can differ from the same token inside a batch, and a cache cut back with
-        llama_memory_seq_rm changes later results too (both measured). So a prompt is always
-        decoded in chunks of >= 2 tokens, into a cache that is fresh or restored from a snapshot
-        of the prefix shared with the previous prompt (system prompt + instruction): the result
-        is bit-identical to decoding the whole prompt in a fresh context.
+        llama.cpp's logits depend on how tokens were batched: small batches take other kernels
+        than large ones (SmolLM2 Q4_1: only n=1 differs; Gemma 3 Q4_K_M: every n < 8), and a
+        cache cut back with llama_memory_seq_rm changes later results too (all measured). So a
+        prompt is always decoded in chunks of >= MIN_CHUNK tokens, into a cache that is fresh or
+        restored from a snapshot of the prefix shared with the previous prompt (system prompt +
+        instruction): the result is bit-identical to decoding the whole prompt in a fresh context.
         """
-        limit = len(prompt) - 2
+        limit = len(prompt) - MIN_CHUNK
         snapshot = self._snapshot
         if snapshot and len(snapshot[0]) <= limit and list(prompt[:len(snapshot[0])]) == snapshot[0]:
             self._restore()
@@ -225,7 +238,7 @@ class Context:
             self.clear()
         kept = len(self.tokens)
         shared = min(common_prefix(self._previous, prompt), limit)
-        if shared - kept >= 2:
+        if shared - kept >= MIN_CHUNK:
             self.decode(prompt[kept:shared])
             self._save()
             kept = shared
@@ -248,15 +261,15 @@ class Context:
         self.tokens = list(tokens)
 
     def decode(self, tokens: Sequence[int], all_logits: bool = False) -> None:
-        """Append `tokens` to sequence 0 in one batch (chunks of n_batch, none of 1 token).
+        """Append `tokens` to sequence 0 in one batch (chunks of n_batch, none under MIN_CHUNK).
 
         Logits are kept for the last token, or for every token of the last chunk with `all_logits`.
         """
         if len(self.tokens) + len(tokens) > self.n_ctx:
             raise CopeError(f"the text no longer fits the {self.n_ctx}-token context", hint="shorten the input")
         bounds = list(range(0, len(tokens), self.n_batch)) + [len(tokens)]
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-            bounds[-2] -= 1  # keep a batch a batch: a lone token takes llama.cpp's n=1 path
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] < MIN_CHUNK:
+            bounds[-2] -= MIN_CHUNK  # a short last chunk would take a small-batch kernel (see start)
         for start, end in zip(bounds, bounds[1:]):
             last = end == len(tokens)
             self.submit([(token, len(self.tokens) + i, 0, all_logits and last or i == end - start - 1)
