@@ -32,13 +32,8 @@ def plans(lora_files):
 
 
 MODELS = {"smollm2": ("engine", "lora_files", ARTICLES), "gemma3": ("gemma_engine", "gemma_loras", ARTICLES[:3])}
-# Gemma 3 (Q4_K_M, sliding-window attention): not yet exact. llama.cpp takes other kernels for
-# batches under 8 tokens there (measured: logits differ by up to 0.86), so the engine's prefix
-# snapshots and lazy π_base catch-up batch differently from the reference's one-token steps;
-# prompts are now chunked >= 8 (llama.MIN_CHUNK), which is not yet enough (issue 15).
-GEMMA_NOT_YET_EXACT = pytest.mark.xfail(strict=True, reason="batch-size-dependent kernels on Gemma 3 Q4_K_M (issue 15)")
 CASES = [("smollm2", m) for m in ("base", "tam", "oppu", "cope", "cope-penalty", "cope-no-tam", "oppu-penalty")] + \
-    [pytest.param("gemma3", m, marks=GEMMA_NOT_YET_EXACT) for m in ("oppu", "cope", "cope-penalty", "oppu-penalty")]
+    [("gemma3", m) for m in ("oppu", "cope", "cope-penalty", "oppu-penalty")]  # 262k-token vocabulary, sliding window
 
 
 @pytest.mark.slow
@@ -70,3 +65,8 @@ def test_adapters_change_the_output(engine, lora_files):
                         for s in engine.generate(prompt_tokens(engine, article), plan, MAX_TOKENS, Sampling(penalty=p)))
                for m, (plan, p) in plans(lora_files).items() if m in ("base", "tam", "oppu")}
     assert len(set(outputs.values())) == 3
+
+
+def test_smollm2_decodes_a_prompt_in_chunks_exactly_as_in_one_batch(engine):
+    """So drafting may reuse a snapshot of the shared prompt prefix (llama.Context.start)."""
+    assert engine.model.chunk_invariant

@@ -46,25 +46,40 @@ def llama_logprobs(model_path, adapter, ids):
     return rows - np.log(np.exp(rows - rows.max(1, keepdims=True)).sum(1, keepdims=True)) - rows.max(1, keepdims=True)
 
 
+GEMMA_TEXT = ("<start_of_turn>user\nYou are a news headline generator.\n\nGenerate a headline for the following article.\n"
+              "article: The city council voted on Tuesday to build protected bike lanes.\nheadline:<end_of_turn>\n"
+              "<start_of_turn>model\nCouncil Says Yes To Protected Bike Lanes On Main Street<end_of_turn>\n")
+
+
+@pytest.fixture(params=["smollm2", "gemma3"])
+def base_and_text(request):
+    """The embedded llama-architecture model, and Gemma 3 (tied embeddings, 262k vocabulary,
+    sliding-window attention, no q/k permutation) where its extra is installed."""
+    if request.param == "smollm2":
+        return embedded_model_path(), TEXT
+    return request.getfixturevalue("gemma_path"), GEMMA_TEXT
+
+
 @pytest.mark.slow
-def test_exported_adapter_matches_transformers_on_an_f32_base(tmp_path):
+def test_exported_adapter_matches_transformers_on_an_f32_base(tmp_path, base_and_text):
     """On an F32 copy of the base (no quantized activations) llama.cpp + the exported GGUF gives
-    transformers + PEFT's log-probs; on the Q4_1 base only quantization noise separates them."""
+    transformers + PEFT's log-probs; on the quantized base only quantization noise separates them."""
+    base, text = base_and_text
     device = pick_device()
-    model, tokenizer = load_base(embedded_model_path(), device=device)
-    ids = tokenizer(TEXT, add_special_tokens=False).input_ids
+    model, tokenizer = load_base(base, device=device)
+    ids = [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False).input_ids
     peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=ALL_TARGETS), adapter_name="user")
     batch = torch.tensor([ids], device=device.torch)
     loop.run(peft_model, [batch] * 4, lambda b: (peft_model(input_ids=b[0], labels=b[0]).loss, b[0].numel()),
              loop.Hyper(epochs=1, lr=2e-3, batch_size=1, warmup=0), device)
-    adapter = adapter_to_gguf(peft_model, "user", embedded_model_path(), tmp_path / "user.gguf")
+    adapter = adapter_to_gguf(peft_model, "user", base, tmp_path / "user.gguf")
     with torch.no_grad():
         torch_rows = torch.log_softmax(peft_model(input_ids=batch).logits[0].double(), -1).cpu().numpy()
         with peft_model.disable_adapter():
             torch_base = torch.log_softmax(peft_model(input_ids=batch).logits[0].double(), -1).cpu().numpy()
     assert np.abs(torch_rows - torch_base).max() > 0.5  # the adapter really changed the model
 
-    f32 = write_f32_copy(embedded_model_path(), tmp_path / "base-f32.gguf")
+    f32 = write_f32_copy(base, tmp_path / "base-f32.gguf")
     llama_rows = llama_logprobs(f32, adapter, ids)
     positions = np.arange(len(ids) - 1)
     targets = np.array(ids[1:])
@@ -74,8 +89,8 @@ def test_exported_adapter_matches_transformers_on_an_f32_base(tmp_path):
     plain = llama_logprobs(f32, None, ids)[positions, targets]
     assert np.abs(plain - llama_token).mean() > 10 * np.abs(llama_token - torch_token).mean()
 
-    quantized = llama_logprobs(embedded_model_path(), adapter, ids)[positions, targets]
-    assert np.abs(quantized - torch_token).mean() < 0.2  # the Q4_1 noise floor (see the GGUF note)
+    quantized = llama_logprobs(base, adapter, ids)[positions, targets]
+    assert np.abs(quantized - torch_token).mean() < 0.2  # the noise floor of Q4_1 / Q4_K_M (see the GGUF note)
 
 
 def test_one_row_per_prompt_scores_each_response_as_if_alone():

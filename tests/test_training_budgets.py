@@ -132,3 +132,14 @@ def test_the_same_penalty_rule_for_every_method():
     long_form = methods.params("longlamp")
     assert long_form["penalty"] == 7.0 and methods.params("lamp")["penalty"] == 1.0
     assert np.isclose(long_form["alpha"], 0.1)
+
+
+def test_a_base_the_exporter_cannot_handle_is_refused_before_training(tmp_path):
+    from test_models import tiny_gguf
+
+    from cope_local.errors import CopeError
+    from trainer.stages import BaseTrainer
+
+    with pytest.raises(CopeError, match="architecture 'bert'.*") as refused:
+        BaseTrainer(tiny_gguf(tmp_path / "bert.gguf", "bert"))
+    assert "gemma3" in refused.value.hint and "llama" in refused.value.hint

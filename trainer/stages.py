@@ -34,7 +34,7 @@ from .data import (
     response_loss,
 )
 from .loading import Device, cpu_threads, load_base, pick_device, small_enough_to_cache
-from .to_gguf import adapter_to_gguf, write_f32_copy
+from .to_gguf import adapter_to_gguf, check_exportable, write_f32_copy
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,9 @@ class BaseTrainer:
         self.loading = loading  # how llama.cpp loads the base here (None: engine.loader decides)
         self.device = device or pick_device()
         self.cache = cache  # dequantized copies of a small model, kept between jobs
-        self.model, self.tokenizer = load_base(self.gguf_path, hf_dir, device=self.device, cache=cache and cache / "hf")
         header = read_header(self.gguf_path)
+        check_exportable(header.architecture, self.gguf_path)
+        self.model, self.tokenizer = load_base(self.gguf_path, hf_dir, device=self.device, cache=cache and cache / "hf")
         self.template = chat_template(header.architecture, header.metadata.get("tokenizer.chat_template"))
         self.encoder = Encoder(self.tokenizer, self.template)
         pad = self.tokenizer.pad_token_id

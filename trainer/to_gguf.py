@@ -13,7 +13,7 @@ import gguf
 import numpy as np
 
 from cope_local.errors import CopeError
-from cope_local.gguf.architectures import PERMUTED_QK
+from cope_local.gguf.architectures import PERMUTED_QK, SUPPORTED
 from cope_local.gguf.header import read_header
 from cope_local.gguf.lora import validate, write_lora_gguf
 
@@ -24,6 +24,13 @@ def permute_rows(weight: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's LlamaModel.permute on the rows (HF order -> GGUF order)."""
     rows = weight.shape[0]
     return weight.reshape(n_head, 2, rows // n_head // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+
+
+def check_exportable(architecture: str, where: Path) -> None:
+    """Refuse, before any training, a base whose adapters could not be written for llama.cpp."""
+    if architecture not in SUPPORTED or architecture not in _ARCHES:
+        raise CopeError(f"{where.name}: cope cannot train adapters for architecture '{architecture}'",
+                        hint="supported: " + ", ".join(sorted(SUPPORTED)) + "; draft with another model (cope models)")
 
 
 def lora_pairs(peft_model, adapter: str, architecture: str, n_head: int, n_head_kv: int, n_layers: int,

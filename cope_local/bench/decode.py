@@ -172,7 +172,8 @@ def run(n_prompts: int = 8, max_tokens: int = 64, threads: int = 1, rounds: int 
     model_path = model_path or embedded_model_path()
     verdict, modes = buffer_modes(model_path)
     with tempfile.TemporaryDirectory() as folder:
-        loras = {"tam": random_lora(Path(folder) / "tam.gguf", 1), "user": random_lora(Path(folder) / "user.gguf", 2, std=0.03)}
+        loras = {"tam": random_lora(Path(folder) / "tam.gguf", 1, base_path=model_path),
+                 "user": random_lora(Path(folder) / "user.gguf", 2, std=0.03, base_path=model_path)}
         by_mode = {m.mode: llama_runs(model_path, loras, n_prompts, max_tokens, threads, rounds, m) for m in modes}
         llama = by_mode[verdict.mode] if verdict.mode in by_mode else by_mode["plain"]
         single = one_core(model_path, loras, n_prompts, max_tokens, rounds, verdict) if len(os.sched_getaffinity(0)) > 1 else None

@@ -129,13 +129,19 @@ def bench() -> None:
 @click.option("--rounds", type=int, default=3, show_default=True, help="Interleaved repetitions; the best is kept.")
 @click.option("--hf-prompts", type=int, default=None, help="Prompts for the HF+PEFT loops [default: the same as --prompts].")
 @click.option("--hf/--no-hf", default=True, show_default=True, help="Also time the paper's HF+PEFT loop.")
+@click.option("--model", "model_name", help="A model from `cope models` [default: the embedded one].")
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
-def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, as_json) -> None:
+def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, model_name, as_json) -> None:
     """Plain greedy vs naive CoPe vs optimized CoPe vs an HF+PEFT CoPe loop, with llama.cpp's plain
     and extra buffers where both work, and on one core; memory of 1 vs 2 contexts."""
     from ..bench import decode
+    from ..models import resolve
 
-    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts, hf=hf))
+    model_path = None
+    if model_name:
+        with open_store() as store:
+            model_path = resolve(store, model_name).path
+    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts, model_path=model_path, hf=hf))
 
 
 @bench.command("train")

@@ -7,6 +7,7 @@ so π_base (base + TAM) and π_user (base + TAM + user) share the weights.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -117,6 +118,26 @@ class Model:
             buffer = ctypes.create_string_buffer(-size)
             size = C.llama_token_to_piece(self.vocab, token, buffer, -size, 0, special)
         return buffer.raw[:size]
+
+    @functools.cached_property
+    def chunk_invariant(self) -> bool:
+        """Whether a prompt decoded in two chunks gives the very logits of one batch. Measured
+        once: llama.cpp's kernels differ by batch size for some weight types and buffer layouts
+        (Gemma 3 Q4_K_M: yes; SmolLM2 Q4_1: no, for chunks of >= MIN_CHUNK)."""
+        tokens = self.tokenize(" ".join(["the quick brown fox jumps over a lazy dog"] * 6))[:45]
+        whole = Context(self, [], n_ctx=256)
+        try:
+            whole.decode(tokens)
+            expected = whole.logits().copy()
+            for cut in (MIN_CHUNK + 1, MIN_CHUNK + 5):  # repacked weights go in blocks of 4 and 8 rows
+                whole.clear()
+                whole.decode(tokens[:cut])
+                whole.decode(tokens[cut:])
+                if not np.array_equal(whole.logits(), expected):
+                    return False
+            return True
+        finally:
+            whole.close()
 
     def is_end(self, token: int) -> bool:
         return bool(C.llama_vocab_is_eog(self.vocab, token))
@@ -229,7 +250,11 @@ class Context:
         prompt is always decoded in chunks of >= MIN_CHUNK tokens, into a cache that is fresh or
         restored from a snapshot of the prefix shared with the previous prompt (system prompt +
         instruction): the result is bit-identical to decoding the whole prompt in a fresh context.
+        Where no chunking is exact (Model.chunk_invariant), the whole prompt is decoded afresh.
         """
+        if not self.model.chunk_invariant:  # only one batch of the whole prompt is exact there
+            self.clear()
+            return list(prompt)
         limit = len(prompt) - MIN_CHUNK
         snapshot = self._snapshot
         if snapshot and len(snapshot[0]) <= limit and list(prompt[:len(snapshot[0])]) == snapshot[0]:
