@@ -46,14 +46,17 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_shards_share_one_tam_and_merge_into_the_one_machine_result(runs, tmp_path):
+def test_shards_share_one_tam_and_merge_into_the_one_machine_result(runs, tmp_path, cope):
     data, root = runs
     trained = lambda out: sorted(p.name.split("-")[0] for p in (out / "store" / "adapters" / "tam" / "headline").iterdir())  # noqa: E731
     assert trained(root / "s0") == ["run"] and trained(root / "s1") == trained(root / "one") == ["shared"]
-    merged = merge([root / "s1", root / "s0"], tmp_path / "merged")
+    result = cope("eval", "merge", root / "s1", root / "s0", "--out", tmp_path / "merged")
+    assert result.exit_code == 0, result.output
     for name in ("results.json", "results.md"):
         assert (tmp_path / "merged" / name).read_bytes() == (root / "one" / name).read_bytes()
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
     assert merged["users"] == 3 and "vs_tam" in merged["summary"]["base"]
+    assert "Missing option '--data'" in cope("eval").output
 
 
 @pytest.mark.slow
