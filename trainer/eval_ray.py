@@ -37,7 +37,8 @@ def fan_out(address: str, task, test: list[Question], settings, shared_tam: Path
         tam = ray.put(_files(shared_tam)) if shared_tam else None
         pending = {}
         for question in test:
-            done = {key: True for key in answers.done if key[0] in {c.id for c in test_cases(question, settings)[1]}}
+            ids = {case.id for case in test_cases(question, settings)[1]}
+            done = {key: True for key in answers.done if key[0] in ids}
             pending[user_task.remote(task.name, question, settings, tam, done)] = question
         finished = len(test) - len(pending)
         while pending:

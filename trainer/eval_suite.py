@@ -100,8 +100,12 @@ class Answers:
 
     def in_order(self, test: list[Question], settings: Settings) -> list[dict]:
         """The answers of these users and methods: by test user, then method, then question."""
-        return [self.done[(case.id, method)] for question in test for method in settings.methods
-                for case in test_cases(question, settings)[1] if (case.id, method) in self.done]
+        ordered = []
+        for question in test:
+            cases = test_cases(question, settings)[1]
+            ordered += [self.done[(case.id, method)] for method in settings.methods for case in cases
+                        if (case.id, method) in self.done]
+        return ordered
 
 
 def evaluate_user(store: Store, engine: Engine, task: Task, question: Question, settings: Settings, done: dict,

@@ -204,8 +204,9 @@ class Context:
         # Unified: sequences copied from one prompt share its cells. Not: each sequence has n_ctx /
         # n_seq_max cells of its own and attends over those only (faster for long, separate samples).
         params.kv_unified = n_seq_max > 1 and unified
-        # Sliding-window models (Gemma 3): a full-size window cache, so that a restored prefix
-        # snapshot continues exactly (a pruned window cache does not hold what the snapshot needs).
+        # Sliding-window models (Gemma 3): keep every position in the window cache instead of
+        # pruning those outside the window, so a saved prefix snapshot holds all later decoding
+        # reads (a precaution: exactness on Gemma came from Model.chunk_invariant, measured).
         params.swa_full = True
         params.n_threads = n_threads
         params.n_threads_batch = n_threads

@@ -5,7 +5,8 @@ Several prompts share one context: prompt j is decoded into sequence j*K and cop
 sequences after it, and every step evaluates the next token of every live sequence of every
 prompt in ONE batch. On a CPU a small model's step costs about the same for 3 rows as for 24
 (the weights are read once either way), so a group of prompts costs little more than one.
-The context needs n_seq_max >= K * len(prompts) and room for all of their tokens (kv_unified).
+The context needs n_seq_max >= K * len(prompts) and room for every sequence's tokens: with
+kv_unified, all of them in the shared cells; without, each in its own n_ctx / n_seq_max cells.
 """
 
 from __future__ import annotations

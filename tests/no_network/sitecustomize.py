@@ -49,24 +49,15 @@ class GuardedSocket(socket.socket):
         return super().sendto(data, *args)
 
 
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def _getaddrinfo(host, *args, **kwargs):
-    if not _local(host):
-        _refuse(f"getaddrinfo({host!r})")
-    return _real_getaddrinfo(host, *args, **kwargs)
+def _checked(real, what: str):
+    """`real`, refused for any address beyond this machine."""
+    def call(address, *args, **kwargs):
+        if not _local(address):
+            _refuse(f"{what}({address!r})")
+        return real(address, *args, **kwargs)
+    return call
 
 
 socket.socket = GuardedSocket
-socket.getaddrinfo = _getaddrinfo
-_real_create_connection = socket.create_connection
-
-
-def _create_connection(address, *args, **kwargs):
-    if not _local(address):
-        _refuse(f"create_connection({address!r})")
-    return _real_create_connection(address, *args, **kwargs)
-
-
-socket.create_connection = _create_connection
+socket.getaddrinfo = _checked(socket.getaddrinfo, "getaddrinfo")
+socket.create_connection = _checked(socket.create_connection, "create_connection")
