@@ -93,25 +93,30 @@ def test_exported_adapter_matches_transformers_on_an_f32_base(tmp_path, base_and
     assert np.abs(quantized - torch_token).mean() < 0.2  # the noise floor of Q4_1 / Q4_K_M (see the GGUF note)
 
 
-def test_one_row_per_prompt_scores_each_response_as_if_alone():
+@pytest.mark.parametrize("which", ["smollm2", "gemma3"])
+def test_one_row_per_prompt_scores_each_response_as_if_alone(which, request):
     """DPO pairs and negative samples share their prompt in one row; the attention mask and
-    positions must make that exactly the same as one sequence per response."""
+    positions must make that exactly the same as one sequence per response. The long-form row
+    runs past Gemma 3's 512-token sliding window (its sliding layers need their own mask)."""
     from cope_local.bench.fixtures import ARTICLES
     from cope_local.tasks import get_task
     from trainer.data import Example, branch_logprobs, collate, collate_branches, response_logprobs
     from trainer.stages import BaseTrainer
 
-    base = BaseTrainer(embedded_model_path())
+    base = BaseTrainer(embedded_model_path() if which == "smollm2" else request.getfixturevalue("gemma_path"))
     model = base.user_model()
+    long_text = " ".join(ARTICLES) * 5
     with torch.no_grad():
         for weight in (p for p in model.parameters() if p.requires_grad):
             weight.normal_(0, 0.02)  # a non-zero adapter
         rows = [base.encoder.branches(get_task("headline"), {"text": article}, [f"Real Headline {i}", "Another One", "x"][: 1 + i % 3])
-                for i, article in enumerate(ARTICLES[:5])]
+                for i, article in enumerate(ARTICLES[:3])]
+        rows.append(base.encoder.branches(get_task("email"), {"subject": long_text[:2000]}, [long_text[:1800], long_text[1800:2600]]))
+        assert len(rows[-1].prompt_ids) + len(rows[-1].responses[0]) > 700
         shared = branch_logprobs(model, collate_branches(rows, base.device.torch, base.pad_id))
         for row, scores in zip(rows, shared):
             alone = response_logprobs(model, collate([Example(row.prompt_ids, r) for r in row.responses], base.pad_id, base.device.torch))
-            assert torch.allclose(scores[:len(row.responses)], alone, atol=1e-3)
+            assert torch.allclose(scores[:len(row.responses)], alone, atol=1e-3, rtol=1e-5)
             assert (scores[len(row.responses):] == 0).all()
 
 

@@ -200,8 +200,22 @@ def branch_logprobs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     length = batch["input_ids"].shape[1]
     real = batch["targets"] != IGNORE
     first = int(batch["sources"][real].min()) if real.any() else length - 1
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+    masks = _per_layer_type(model, batch["attention_mask"], batch["position_ids"])
+    logits = model(input_ids=batch["input_ids"], attention_mask=masks,
                    position_ids=batch["position_ids"], logits_to_keep=length - first).logits
     rows = torch.arange(logits.shape[0], device=logits.device).view(-1, 1, 1)
     picked_logits = logits[rows, (batch["sources"] - first).clamp(min=0)].float()  # [rows, responses, width, vocab]
     return (_target_logprobs(picked_logits, batch["targets"].clamp(min=0)) * real).sum(-1)
+
+
+def _per_layer_type(model, allowed: torch.Tensor, positions: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    """A prepared 4-D mask is used as-is by every layer, so a model with sliding-window layers
+    (Gemma 3: 512 tokens) gets one mask per layer type: there a query sees keys fewer than
+    `sliding_window` POSITIONS back (as llama.cpp's SWA cache does). Positions, not indices:
+    in a packed row each response restarts right after the prompt."""
+    config = model.config
+    window = getattr(config, "sliding_window", None)
+    if not window or "sliding_attention" not in (getattr(config, "layer_types", None) or ()):
+        return allowed
+    near = (positions.unsqueeze(2) - positions.unsqueeze(1)) < window  # [rows, query, key]
+    return {"full_attention": allowed, "sliding_attention": allowed & near.unsqueeze(1)}
