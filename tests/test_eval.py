@@ -63,6 +63,21 @@ def test_rouge_and_bootstrap():
     assert cope_line.endswith("0.300")
 
 
+def test_progress_in_a_log_is_a_line_per_stage_and_per_finish(capsys):
+    """Redirected to a file (no terminal), an hours-long eval or retrain still shows where it is."""
+    from cope_local.cli.common import StageProgress
+    from cope_local.progress import Progress
+
+    with StageProgress() as progress:
+        assert not progress.live
+        for step in range(4):
+            progress.update(Progress("sft", step, 3, loss=1.0))
+        progress.update(Progress("users", 0, 2))
+        progress.update(Progress("users", 2, 2))
+    lines = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines()]
+    assert lines == ["sft 0/3 loss 1.000", "sft 3/3 loss 1.000", "users 0/2", "users 2/2"]
+
+
 @pytest.mark.slow
 def test_cope_eval_end_to_end_and_resume(cope, tmp_path):
     data = write_lamp(tmp_path / "lamp")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from datetime import datetime
 
 import click
 
@@ -57,30 +59,47 @@ def short(text: str, width: int = 60) -> str:
 
 
 class StageProgress:
-    """A rich progress bar per stage of a long job, for the terminal."""
+    """A rich progress bar per stage of a long job in a terminal; elsewhere (a log file, a
+    systemd journal: rich draws nothing until the end there) one timestamped line per stage,
+    per finished stage and at most one a minute in between, so an hours-long eval shows where it is."""
+
+    LINE_EVERY_S = 60.0
 
     def __init__(self, enabled: bool = True):
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bars
 
-        self.enabled = enabled
         self._bars = Bars(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), transient=False)
+        self.enabled, self.live = enabled, enabled and self._bars.console.is_terminal
         self._tasks: dict[str, int] = {}
+        self._said: dict[str, tuple[int, float]] = {}  # stage -> (step, monotonic time) of its last line
 
     def __enter__(self) -> StageProgress:
-        if self.enabled:
+        if self.live:
             self._bars.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
+        if self.live:
             self._bars.stop()
 
     def update(self, progress: Progress) -> None:
         if not self.enabled:
             return
         loss = "" if progress.loss is None else f"loss {progress.loss:.3f}"
+        if not self.live:
+            self._line(progress, loss)
+            return
         if progress.stage not in self._tasks:
             self._tasks[progress.stage] = self._bars.add_task(progress.stage, total=progress.total, loss=loss)
         self._bars.update(self._tasks[progress.stage], completed=progress.step, total=progress.total, loss=loss)
+
+    def _line(self, progress: Progress, loss: str) -> None:
+        now = time.monotonic()
+        step, said_at = self._said.get(progress.stage, (None, 0.0))
+        finished = progress.step >= progress.total and step != progress.step
+        if step is None or finished or now - said_at >= self.LINE_EVERY_S:
+            self._said[progress.stage] = (progress.step, now)
+            stamp = datetime.now().strftime("%H:%M:%S")
+            click.echo(f"{stamp} {progress.stage} {progress.step}/{progress.total} {loss}".rstrip(), err=True)
