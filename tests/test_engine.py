@@ -160,3 +160,13 @@ def test_a_model_closes_the_contexts_and_adapters_made_on_it_first(lora_files):
     ctx.decode(model.tokenize("Hello there"))
     model.close()
     assert ctx.closed and adapter.closed and model.closed
+
+
+def test_bench_decode_reports_every_schedule_and_what_the_machine_allows():
+    """`cope bench decode` end to end at its smallest (its numbers go to docs/benchmarks.md)."""
+    from cope_local.bench import decode
+
+    result = decode.run(n_prompts=1, max_tokens=4, rounds=1, hf=False)
+    assert {"greedy_user", "cope_naive", "cope_optimized"} <= set(result["buffers"]["by_mode"]["plain"])
+    assert result["two_decodes_at_once"]["two_vs_one"] > 0
+    assert result["memory"]["two_contexts"]["process_bytes"] > result["memory"]["one_context"]["process_bytes"]

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from ..engine.engine import BasePacing, Engine, Plan
+from ..engine.llama import Context
 from ..engine.loader import Loading, cpu_features, decide, requested_mode
 from ..gguf import fingerprint
 from ..models import embedded_model_path
@@ -84,6 +85,31 @@ def one_core(model_path: Path, loras: dict, n_prompts: int, max_tokens: int, rou
                              initializer=os.sched_setaffinity, initargs=(0, {cpu})) as pool:
         runs = pool.submit(llama_runs, model_path, loras, n_prompts, max_tokens, 1, rounds, loading, True).result()
     return {"cpu": cpu, **runs}
+
+
+def two_at_once(model_path: Path, loading: Loading, tokens: int = 96) -> dict:
+    """Decode speed of one context alone and of two decoding at once in two threads, as
+    π_base's worker runs beside π_user: the worker can only hide π_base where two decodes
+    at once come near twice one (cores that share a memory bus or a physical core do not)."""
+    with Engine(model_path, loading=loading) as engine:
+        contexts = [Context(engine.model), Context(engine.model)]
+        start = engine.tokenize_prompt(ARTICLES[0])[:16]
+
+        def decode(ctx: Context) -> float:
+            ctx.clear()
+            ctx.decode(start)
+            began = time.perf_counter()
+            for _ in range(tokens):
+                ctx.decode([start[-1]])
+            return time.perf_counter() - began
+
+        alone = min(decode(contexts[0]) for _ in range(2))
+        with ThreadPoolExecutor(2) as pool:
+            together = max(pool.map(decode, contexts))
+        for ctx in contexts:
+            ctx.close()
+    return {"alone_tok_s": round(tokens / alone, 1), "each_of_two_tok_s": round(tokens / together, 1),
+            "two_vs_one": round(2 * alone / together, 2)}
 
 
 def hf_run(model_path: Path, n_prompts: int, max_tokens: int, dtype: str = "float32") -> dict:
@@ -178,6 +204,7 @@ def run(n_prompts: int = 8, max_tokens: int = 64, threads: int = 1, rounds: int 
         llama = by_mode[verdict.mode] if verdict.mode in by_mode else by_mode["plain"]
         single = one_core(model_path, loras, n_prompts, max_tokens, rounds, verdict) if len(os.sched_getaffinity(0)) > 1 else None
         one, two = memory(model_path, 1, loras["user"], verdict), memory(model_path, 2, loras["user"], verdict)
+        parallel = two_at_once(model_path, verdict)
     loops = {}
     if hf:
         try:
@@ -196,7 +223,7 @@ def run(n_prompts: int = 8, max_tokens: int = 64, threads: int = 1, rounds: int 
         "buffers": {"in_use": verdict.as_dict(), "cpu_features": cpu_features(),
                     "by_mode": {mode: {name: r["gen_tok_s"] for name, r in runs.items() if isinstance(r, dict) and "gen_tok_s" in r}
                                 for mode, runs in by_mode.items()}},
-        **llama, "one_core": single, "hf_peft_cope": loops,
+        **llama, "one_core": single, "two_decodes_at_once": parallel, "hf_peft_cope": loops,
         "ratios": {
             "optimized_vs_greedy_user": round(optimized / llama["greedy_user"]["gen_tok_s"], 3),
             "optimized_vs_greedy_base": round(optimized / llama["greedy_base"]["gen_tok_s"], 3),
