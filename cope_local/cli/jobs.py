@@ -152,12 +152,14 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, model_n
 @click.option("--trl-steps", type=int, default=10, show_default=True, help="Steps of the SFT speed comparison.")
 @click.option("--task", "-t", type=click.Choice(sorted(registry())), help="Detected from the data when omitted.")
 @click.option("--speed-only", is_flag=True, help="Only the SFT tokens/s comparison with TRL (no retrain).")
+@click.option("--tam", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The tam/ folder of a `cope eval` run (same task and model) instead of training a TAM first.")
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
-def bench_train(data, items, tam_items, trl_steps, task, speed_only, as_json) -> None:
+def bench_train(data, items, tam_items, trl_steps, task, speed_only, tam, as_json) -> None:
     """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
     from ..bench import train
 
-    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task))
+    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task, tam=tam))
 
 
 COMMANDS = [train, adapters, schedule, bench]
