@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..home import ensure_home
 from ..importers import run_import
-from ..models import embedded
+from ..models import add, embedded, set_default
 from ..store import Store
 
 
@@ -32,7 +32,7 @@ def anonymous(profile: str) -> str:
     return "sha256:" + hashlib.sha256(profile.encode()).hexdigest()[:10]
 
 
-def sft_speed(store: Store, profile: str, items: int, steps: int) -> dict:
+def sft_speed(store: Store, profile: str, items: int, steps: int, model_path: Path) -> dict:
     """Training tokens/s of our SFT loop and of TRL's SFTTrainer (its defaults, LoRA as ours) on
     the same items for the same number of steps."""
     from datasets import Dataset
@@ -47,7 +47,7 @@ def sft_speed(store: Store, profile: str, items: int, steps: int) -> dict:
 
     task = get_task("headline")
     rows = [(w.inputs, w.output) for w in store.writings(profile=profile, task="headline")[:items]]
-    trainer_base = BaseTrainer(embedded().path)
+    trainer_base = BaseTrainer(model_path)
     model = get_peft_model(trainer_base.model, USER_LORA.config(), adapter_name="user")
     batch = SFT_HYPER["lamp"].batch_size
     examples = trainer_base.examples(task, rows)[: steps * batch]
@@ -99,10 +99,11 @@ def reset_peak_rss() -> None:
 
 
 def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10, speed_only: bool = False,
-        task: str | None = None, tam: Path | None = None) -> dict:
+        task: str | None = None, tam: Path | None = None, model_path: Path | None = None) -> dict:
     """The retrain of the user closest to `items`; its TAM is trained first (outside the nightly
     total), or taken from an eval run's `tam` folder (checked for task and model only: a TAM's
-    corpus does not change what the nightly stages cost)."""
+    corpus does not change what the nightly stages cost). `model_path`: another base GGUF than
+    the embedded one (it becomes the benchmark store's default)."""
     from trainer import eval_tam
     from trainer.pipeline import Job, Options, dequantized_cache
     from trainer.stages import BaseTrainer
@@ -115,20 +116,23 @@ def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10,
             run_import(store, [data / "questions.json"], None, task)
             task = task or {name for p in store.profiles() for name in p["tasks"]}.pop()  # LaMP data holds one task
             profile = pick_user(store, items, task)
+            model = embedded()
+            if model_path and Path(model_path) != model.path:
+                model = set_default(store, add(store, model_path).name)
             if speed_only:
-                return {"data": str(data), "user": anonymous(profile), "sft_speed": sft_speed(store, profile, items, trl_steps)}
+                return {"data": str(data), "user": anonymous(profile), "sft_speed": sft_speed(store, profile, items, trl_steps, model.path)}
             if tam:
-                eval_tam.check(tam, {"task": task, "model": embedded().fingerprint})
+                eval_tam.check(tam, {"task": task, "model": model.fingerprint})
                 eval_tam.adopt(store, get_task(task), tam)
             # Every nightly run after the first finds the dequantized copies the first one made.
-            with BaseTrainer(embedded().path, cache=dequantized_cache(home, embedded())).sampling_model(home.root):
+            with BaseTrainer(model.path, cache=dequantized_cache(home, model)).sampling_model(home.root):
                 pass
             reset_peak_rss()
             started = time.perf_counter()
             [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items)).run([task])
             total = time.perf_counter() - started
             result = {
-                "data": str(data), "task": task, "user": anonymous(profile), "tam": str(tam) if tam else f"trained on {tam_items} items", "items": outcome.metrics.get("items"), "status": outcome.status,
+                "data": str(data), "model": model.name, "task": task, "user": anonymous(profile), "tam": str(tam) if tam else f"trained on {tam_items} items", "items": outcome.metrics.get("items"), "status": outcome.status,
                 "message": outcome.message, "stage_seconds": {k: round(v, 1) for k, v in outcome.timings.items()},
                 "nightly_seconds": round(sum(v for k, v in outcome.timings.items() if k not in ("tam",)), 1),
                 "total_seconds_with_tam": round(total, 1),
@@ -136,7 +140,7 @@ def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10,
                 "peak_rss_bytes": peak_rss(),  # the retrain's peak, before the TRL comparison below
             }
             if task == "headline":
-                result["sft_speed"] = sft_speed(store, profile, items, trl_steps)
+                result["sft_speed"] = sft_speed(store, profile, items, trl_steps, model.path)
     return result
 
 

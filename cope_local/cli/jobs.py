@@ -135,13 +135,18 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, model_n
     """Plain greedy vs naive CoPe vs optimized CoPe vs an HF+PEFT CoPe loop, with llama.cpp's plain
     and extra buffers where both work, and on one core; memory of 1 vs 2 contexts."""
     from ..bench import decode
+
+    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts, model_path=_model_path(model_name), hf=hf))
+
+
+def _model_path(name: str | None) -> Path | None:
+    """The file of a model from `cope models` (None: the embedded one)."""
+    if not name:
+        return None
     from ..models import resolve
 
-    model_path = None
-    if model_name:
-        with open_store() as store:
-            model_path = resolve(store, model_name).path
-    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts, model_path=model_path, hf=hf))
+    with open_store() as store:
+        return resolve(store, name).path
 
 
 @bench.command("train")
@@ -154,12 +159,13 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, model_n
 @click.option("--speed-only", is_flag=True, help="Only the SFT tokens/s comparison with TRL (no retrain).")
 @click.option("--tam", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The tam/ folder of a `cope eval` run (same task and model) instead of training a TAM first.")
+@click.option("--model", "model_name", help="A model from `cope models` [default: the embedded one].")
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
-def bench_train(data, items, tam_items, trl_steps, task, speed_only, tam, as_json) -> None:
+def bench_train(data, items, tam_items, trl_steps, task, speed_only, tam, model_name, as_json) -> None:
     """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
     from ..bench import train
 
-    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task, tam=tam))
+    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task, tam=tam, model_path=_model_path(model_name)))
 
 
 COMMANDS = [train, adapters, schedule, bench]
