@@ -132,7 +132,9 @@ def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10,
             [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items)).run([task])
             total = time.perf_counter() - started
             result = {
-                "data": str(data), "model": model.name, "task": task, "user": anonymous(profile), "tam": str(tam) if tam else f"trained on {tam_items} items", "items": outcome.metrics.get("items"), "status": outcome.status,
+                "data": str(data), "model": model.name, "task": task, "user": anonymous(profile),
+                "tam": str(tam) if tam else f"trained on {tam_items} items", "items": outcome.metrics.get("items"),
+                "status": outcome.status,
                 "message": outcome.message, "stage_seconds": {k: round(v, 1) for k, v in outcome.timings.items()},
                 "nightly_seconds": round(sum(v for k, v in outcome.timings.items() if k not in ("tam",)), 1),
                 "total_seconds_with_tam": round(total, 1),
