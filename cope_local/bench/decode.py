@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from ..engine.engine import BasePacing, Engine, Plan
-from ..engine.llama import Context
+from ..engine.llama import Context, Model
 from ..engine.loader import Loading, cpu_features, decide, requested_mode
 from ..gguf import fingerprint
 from ..models import embedded_model_path
@@ -91,9 +91,10 @@ def two_at_once(model_path: Path, loading: Loading, tokens: int = 96) -> dict:
     """Decode speed of one context alone and of two decoding at once in two threads, as
     π_base's worker runs beside π_user: the worker can only hide π_base where two decodes
     at once come near twice one (cores that share a memory bus or a physical core do not)."""
-    with Engine(model_path, loading=loading) as engine:
-        contexts = [Context(engine.model), Context(engine.model)]
-        start = engine.tokenize_prompt(ARTICLES[0])[:16]
+    model = Model(model_path, loading)
+    try:
+        contexts = [Context(model), Context(model)]
+        start = model.tokenize(ARTICLES[0])[:16]
 
         def decode(ctx: Context) -> float:
             ctx.clear()
@@ -106,8 +107,8 @@ def two_at_once(model_path: Path, loading: Loading, tokens: int = 96) -> dict:
         alone = min(decode(contexts[0]) for _ in range(2))
         with ThreadPoolExecutor(2) as pool:
             together = max(pool.map(decode, contexts))
-        for ctx in contexts:
-            ctx.close()
+    finally:
+        model.close()  # closes its contexts first
     return {"alone_tok_s": round(tokens / alone, 1), "each_of_two_tok_s": round(tokens / together, 1),
             "two_vs_one": round(2 * alone / together, 2)}
 
