@@ -161,6 +161,13 @@ def test_retrain_is_resumable_incremental_and_activates_atomically(cope, cope_ho
         [again] = Job(store, "ann", options=Options(epochs=1)).run()
         assert again.status == "skipped" and "unchanged" in again.message
 
+    (tmp_path / "ann.csv").write_text(history(12))  # the next night: two new items
+    assert cope("import", tmp_path / "ann.csv", "-p", "ann").exit_code == 0
+    with Store.open(home) as store:
+        [night] = Job(store, "ann", options=Options(epochs=1)).run()
+        assert night.status == "done" and night.version == 2
+        assert night.metrics["negatives"]["sampled"] == night.metrics["negatives"]["base_scored"] == 2  # the rest remembered
+
     out = json.loads(cope("draft", "-t", "headline", "-p", "ann", "--json", "text=The town held a fair.").stdout)
     assert out["method"] == "cope" and out["text"]
 

@@ -28,39 +28,46 @@ SAMPLING = Sampling(temperature=1.0, top_p=0.95)
 
 
 class Remembered:
-    """Samples already drawn from one π_base, one JSON line per item (keyed by its prompt ids); a
-    line cut short by a kill is ignored, and a later line for an item replaces an earlier one."""
+    """What one π_base gave for each item, one JSON line per item (keyed by a hash of, e.g., its
+    prompt ids), in the line's `field`: its samples ("texts"), or its log-probs of the real output
+    and those samples ("logps"). A line cut short by a kill is ignored, and a later line for an
+    item replaces an earlier one. Without a path it remembers for this run only."""
 
-    def __init__(self, path: Path | None):
-        self.path, self.known = path, {}
+    def __init__(self, path: Path | None, field: str = "texts"):
+        self.path, self.field, self.known = path, field, {}
         if path and path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     row = json.loads(line)
-                except json.JSONDecodeError:
+                    self.known[row["key"]] = row[field]
+                except (json.JSONDecodeError, KeyError):
                     continue
-                self.known[row["key"]] = row["texts"]
 
     @staticmethod
-    def key(prompt: list[int]) -> str:
-        return hashlib.sha256(json.dumps(prompt).encode()).hexdigest()[:24]
+    def key(item) -> str:
+        return hashlib.sha256(json.dumps(item).encode()).hexdigest()[:24]
 
-    def get(self, prompt: list[int]) -> list[str]:
-        return list(self.known.get(self.key(prompt), []))
+    def get(self, item) -> list:
+        return list(self.known.get(self.key(item), []))
 
-    def add(self, prompts: list[list[int]], texts: list[list[str]]) -> None:
-        if not self.path:
-            return
-        with self.path.open("a", encoding="utf-8") as handle:
-            for prompt, found in zip(prompts, texts):
-                self.known[self.key(prompt)] = found
-                handle.write(json.dumps({"key": self.key(prompt), "texts": found}, ensure_ascii=False) + "\n")
+    def add(self, items: list, values: list[list]) -> None:
+        for item, value in zip(items, values):
+            self.known[self.key(item)] = value
+        if self.path:
+            with self.path.open("a", encoding="utf-8") as handle:
+                for item, value in zip(items, values):
+                    handle.write(json.dumps({"key": self.key(item), self.field: value}, ensure_ascii=False) + "\n")
 
 
 def remembered_file(folder: Path, base: Path, tam: Path | None, limit: int) -> Path:
     """Where the samples of π_base = `base` + `tam` at this limit are kept, in `folder`."""
     identity = [fingerprint(base), fingerprint(tam) if tam else None, K, limit, SAMPLING.temperature, SAMPLING.top_p]
     return folder / f"samples-{hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]}.jsonl"
+
+
+def logps_file(samples: Path) -> Path:
+    """Where π_base's log-probs of those items are kept: beside the samples (the same π_base)."""
+    return samples.with_suffix(".base-logps.jsonl")
 
 
 def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list[list[int]], limit: int,

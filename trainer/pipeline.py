@@ -194,10 +194,11 @@ class Job:
             if (workdir / "negatives.json").exists():
                 metrics["resumed"].append("negatives")
             remembered = negatives.remembered_file(workdir.parent, self.model.path, tam_gguf, limit(task))
-            pairs = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json", report=report,
-                                        remembered=remembered)
+            pairs, stats = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json", report=report,
+                                               remembered=remembered)
             timings["negatives"] = time.perf_counter() - t
-            metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1)}
+            metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1),
+                                    **stats}
             t = time.perf_counter()
             if final.exists():
                 metrics["resumed"].append("dpo")

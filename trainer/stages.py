@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass, replace
+import time
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,7 +18,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from cope_local.engine.loader import Loading
 from cope_local.gguf.architectures import chat_template
 from cope_local.gguf.header import read_header
-from cope_local.progress import Report, ignore
+from cope_local.progress import Progress, Report, ignore
 from cope_local.tasks import Task
 
 from . import loop, negatives
@@ -58,6 +60,11 @@ DPO_HYPER = {"lamp": loop.Hyper(epochs=2, lr=5e-6, batch_size=4, max_grad_norm=0
              "longlamp": loop.Hyper(epochs=1, lr=5e-6, batch_size=4, max_grad_norm=0.3)}
 DPO_BETA = {"lamp": 3.0, "longlamp": 0.05}
 SCORING_TOKENS = 2048  # padded tokens per transformers forward when scoring samples (no gradients kept)
+
+
+class Mined(NamedTuple):
+    pairs: list[dict]  # DPO's (chosen, rejected) pairs with their π_base reference log-probs
+    stats: dict  # items sampled afresh (not remembered) and the seconds of sampling and scoring; {} when cached
 
 
 class BaseTrainer:
@@ -137,33 +144,46 @@ class BaseTrainer:
     # -- negatives ---------------------------------------------------------------------------
 
     def mine_negatives(self, model, task: Task, rows, tam_gguf: Path | None, out_file: Path,
-                       seed: int = 0, report: Report = ignore, remembered: Path | None = None) -> list[dict]:
+                       seed: int = 0, report: Report = ignore, remembered: Path | None = None) -> Mined:
         """For each item: K samples from π_base (negatives.py; those already drawn from this π_base
         are read from `remembered`); keep the one with the lowest implicit reward
         Σ_t log π_user(y_t) - log π_base(y_t) over its whole length (paper Eq. 5, α=1). The
         rewards are computed by `model` itself (π_user; π_base with its adapter disabled), the real
         output and all samples of an item sharing one row, which also gives DPO its reference
-        log-probabilities. Cached in `out_file`."""
+        log-probabilities. π_base's log-probs do not change between nights: they are remembered
+        beside the samples, so a nightly run scores only the new items under π_base. Cached in `out_file`."""
         if out_file.exists():
-            return json.loads(out_file.read_text())
+            return Mined(json.loads(out_file.read_text()), {})
         prompts = [self.encoder.prompt_ids(task, inputs) for inputs, _ in rows]
+        known = negatives.Remembered(remembered)
+        started = time.perf_counter()
+        stats = {"sampled": sum(len(known.get(prompt)) < negatives.K for prompt in prompts)}
         with self.sampling_model(out_file.parent) as path:  # its verdict is the base model's
             samples = negatives.sample(path, tam_gguf, self.loading, prompts, limit(task), cpu_threads(),
-                                       np.random.default_rng(seed), negatives.Remembered(remembered), report)
-        scored = [(inputs, output, texts, self.encoder.branches(task, inputs, [output, *texts]))
+                                       np.random.default_rng(seed), known, report)
+        stats["sampling_seconds"], started = round(time.perf_counter() - started, 1), time.perf_counter()
+        scored = [(inputs, [output, *texts], self.encoder.branches(task, inputs, [output, *texts]))
                   for (inputs, output), texts in zip(rows, samples) if texts]
+        base_logps = negatives.Remembered(remembered and negatives.logps_file(remembered), "logps")
+        unscored = [branches for *_, branches in scored if not base_logps.get(astuple(branches))]
+        stats["base_scored"], done, total = len(unscored), 0, len(unscored) + len(scored)
+        for chunk in by_tokens(unscored, SCORING_TOKENS):
+            base_logps.add([astuple(branches) for branches in chunk], self._logps(model, chunk, with_adapter=False).tolist())
+            done += len(chunk)
+            report(Progress("scoring", done, total))
         pairs = []
-        for chunk in by_tokens(scored, SCORING_TOKENS, size=lambda item: length(item[3])):
-            branches = [row for *_, row in chunk]
-            samples_only = [Branches(row.prompt_ids, row.responses[1:]) for row in branches]  # π_user needs no real output
-            user = self._logps(model, samples_only, with_adapter=True)
-            base = self._logps(model, branches, with_adapter=False)
-            for (inputs, output, texts, _), u, b in zip(chunk, user.tolist(), base.tolist()):
-                reward, worst = min((u[i - 1] - b[i], i) for i in range(1, len(texts) + 1))
-                pairs.append({"inputs": inputs, "chosen": output, "rejected": texts[worst - 1], "reward": reward,
+        for chunk in by_tokens(scored, SCORING_TOKENS, size=lambda item: length(item[2])):
+            samples_only = [Branches(b.prompt_ids, b.responses[1:]) for *_, b in chunk]  # π_user needs no real output
+            for (inputs, texts, branches), u in zip(chunk, self._logps(model, samples_only, with_adapter=True).tolist()):
+                b = base_logps.get(astuple(branches))
+                reward, worst = min((u[i - 1] - b[i], i) for i in range(1, len(texts)))
+                pairs.append({"inputs": inputs, "chosen": texts[0], "rejected": texts[worst], "reward": reward,
                               "reference": [b[0], b[worst]]})  # DPO's reference: the same rows, scored by π_base
+            done += len(chunk)
+            report(Progress("scoring", done, total))
+        stats["scoring_seconds"] = round(time.perf_counter() - started, 1)
         out_file.write_text(json.dumps(pairs, ensure_ascii=False))
-        return pairs
+        return Mined(pairs, stats)
 
     @contextlib.contextmanager
     def sampling_model(self, scratch: Path):

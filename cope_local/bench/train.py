@@ -98,14 +98,29 @@ def reset_peak_rss() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM
 
 
+def retrain(store: Store, profile: str, task: str, items: int, tam_items: int) -> dict:
+    """One nightly `cope train` of `task` on the newest `items` of `profile`: its stages' seconds and metrics."""
+    from trainer.pipeline import Job, Options
+
+    started = time.perf_counter()
+    [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items)).run([task])
+    return {"items": outcome.metrics.get("items"), "status": outcome.status, "message": outcome.message,
+            "stage_seconds": {k: round(v, 1) for k, v in outcome.timings.items()},
+            "nightly_seconds": round(sum(v for k, v in outcome.timings.items() if k not in ("tam",)), 1),
+            "total_seconds_with_tam": round(time.perf_counter() - started, 1),
+            "metrics": {k: v for k, v in outcome.metrics.items() if k not in ("timings", "history")}}
+
+
 def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10, speed_only: bool = False,
-        task: str | None = None, tam: Path | None = None, model_path: Path | None = None) -> dict:
+        task: str | None = None, tam: Path | None = None, model_path: Path | None = None, new_items: int = 0) -> dict:
     """The retrain of the user closest to `items`; its TAM is trained first (outside the nightly
     total), or taken from an eval run's `tam` folder (checked for task and model only: a TAM's
     corpus does not change what the nightly stages cost). `model_path`: another base GGUF than
-    the embedded one (it becomes the benchmark store's default)."""
+    the embedded one (it becomes the benchmark store's default). `new_items`: then a second
+    night on `items + new_items` items, where only those are sampled afresh (older items stand
+    in for new ones: a night's cost depends on how many items are new, not on which)."""
     from trainer import eval_tam
-    from trainer.pipeline import Job, Options, dequantized_cache
+    from trainer.pipeline import dequantized_cache
     from trainer.stages import BaseTrainer
 
     from ..tasks import get_task
@@ -115,7 +130,7 @@ def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10,
         with Store.open(home) as store:
             run_import(store, [data / "questions.json"], None, task)
             task = task or {name for p in store.profiles() for name in p["tasks"]}.pop()  # LaMP data holds one task
-            profile = pick_user(store, items, task)
+            profile = pick_user(store, items + new_items, task)
             model = embedded()
             if model_path and Path(model_path) != model.path:
                 model = set_default(store, add(store, model_path).name)
@@ -128,20 +143,12 @@ def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10,
             with BaseTrainer(model.path, cache=dequantized_cache(home, model)).sampling_model(home.root):
                 pass
             reset_peak_rss()
-            started = time.perf_counter()
-            [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items)).run([task])
-            total = time.perf_counter() - started
-            result = {
-                "data": str(data), "model": model.name, "task": task, "user": anonymous(profile),
-                "tam": str(tam) if tam else f"trained on {tam_items} items", "items": outcome.metrics.get("items"),
-                "status": outcome.status,
-                "message": outcome.message, "stage_seconds": {k: round(v, 1) for k, v in outcome.timings.items()},
-                "nightly_seconds": round(sum(v for k, v in outcome.timings.items() if k not in ("tam",)), 1),
-                "total_seconds_with_tam": round(total, 1),
-                "metrics": {k: v for k, v in outcome.metrics.items() if k not in ("timings", "history")},
-                "peak_rss_bytes": peak_rss(),  # the retrain's peak, before the TRL comparison below
-            }
-            if task == "headline":
+            result = {"data": str(data), "model": model.name, "task": task, "user": anonymous(profile),
+                      "tam": str(tam) if tam else f"trained on {tam_items} items", **retrain(store, profile, task, items, tam_items)}
+            if new_items:
+                result["next_night"] = retrain(store, profile, task, items + new_items, tam_items)
+            result["peak_rss_bytes"] = peak_rss()  # the retrains' peak, before the TRL comparison below
+            if task == "headline" and trl_steps:
                 result["sft_speed"] = sft_speed(store, profile, items, trl_steps, model.path)
     return result
 

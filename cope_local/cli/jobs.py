@@ -154,18 +154,21 @@ def _model_path(name: str | None) -> Path | None:
               help="A LaMP-layout folder (questions.json), e.g. ../shared/data/huffpost-lamp4.")
 @click.option("--items", type=int, default=300, show_default=True, help="History items of the benchmark user.")
 @click.option("--tam-items", type=int, default=200, show_default=True, help="Other users' items for the TAM.")
-@click.option("--trl-steps", type=int, default=10, show_default=True, help="Steps of the SFT speed comparison.")
+@click.option("--trl-steps", type=int, default=10, show_default=True, help="Steps of the SFT speed comparison (0: none).")
 @click.option("--task", "-t", type=click.Choice(sorted(registry())), help="Detected from the data when omitted.")
 @click.option("--speed-only", is_flag=True, help="Only the SFT tokens/s comparison with TRL (no retrain).")
 @click.option("--tam", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The tam/ folder of a `cope eval` run (same task and model) instead of training a TAM first.")
 @click.option("--model", "model_name", help="A model from `cope models` [default: the embedded one].")
+@click.option("--new-items", type=int, default=0, show_default=True,
+              help="Then a second night with this many more items (the rest's samples remembered).")
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
-def bench_train(data, items, tam_items, trl_steps, task, speed_only, tam, model_name, as_json) -> None:
+def bench_train(data, items, tam_items, trl_steps, task, speed_only, tam, model_name, new_items, as_json) -> None:
     """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
     from ..bench import train
 
-    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task, tam=tam, model_path=_model_path(model_name)))
+    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task, tam=tam, model_path=_model_path(model_name),
+                        new_items=new_items))
 
 
 COMMANDS = [train, adapters, schedule, bench]
