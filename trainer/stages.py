@@ -64,7 +64,7 @@ SCORING_TOKENS = 2048  # padded tokens per transformers forward when scoring sam
 
 class Mined(NamedTuple):
     pairs: list[dict]  # DPO's (chosen, rejected) pairs with their π_base reference log-probs
-    stats: dict  # items sampled afresh (not remembered) and the seconds of sampling and scoring; {} when cached
+    stats: dict  # items sampled and scored by π_base afresh (not remembered), seconds of sampling and scoring; {} when cached
 
 
 class BaseTrainer:
