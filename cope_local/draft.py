@@ -84,7 +84,7 @@ class Draft:
         try:
             for step in self.engine.generate(
                 self.prompt_tokens, self.plan, self.params["max_tokens"], sampling,
-                seed=self.params["seed"], cancel=cancel, schedule=self.schedule,
+                seed=self.params["seed"], cancel=cancel, schedule=self.schedule, min_tokens=self.params["min_tokens"],
             ):
                 self.steps.append(step)
                 yield step
@@ -126,10 +126,11 @@ def prepare(store: Store, profile: str, task_name: str, inputs: dict[str, str], 
     model = resolve(store, model_name)
     notes: list[str] = []
     adapters, tuned = person_adapters(store, task.name, profile_id, model, notes)
-    params = methods.params(task.family, tuned, **overrides)
-    used, plan = methods.plan(chosen, adapters, params["alpha"], params["tau"], notes)
     threads = store.setting("threads")
     engine = engine_for(model, models.loading(store, model), n_threads=int(threads) if threads else None)
+    history = [w.output for w in store.writings(profile=profile, task=task.name, limit=methods.TYPICAL_ITEMS)]
+    params = methods.params(task.family, tuned, methods.typical_length(engine, history), **overrides)
+    used, plan = methods.plan(chosen, adapters, params["alpha"], params["tau"], notes)
     prompt = methods.prompt_tokens(engine, task, inputs, params["max_tokens"], notes)
     return Draft(engine, profile_id, task, dict(inputs), used.name, params, plan, prompt, notes)
 

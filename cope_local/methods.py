@@ -45,6 +45,11 @@ FAMILY_DEFAULTS = {
     "lamp": {"alpha": 0.3, "tau": 0.1, "penalty": 1.0, "max_tokens": 100},
     "longlamp": {"alpha": 0.1, "tau": 0.1, "penalty": 7.0, "max_tokens": 600},
 }
+# Not the paper's: a long-form draft may not end before this share of the person's typical length
+# (median of their newest writing). Greedy drafts at penalty 7 stopped at about half of it
+# (docs/benchmarks.md, "Draft length").
+MIN_SHARE = {"lamp": 0.0, "longlamp": 0.7}
+TYPICAL_ITEMS = 50
 
 
 @dataclass(frozen=True)
@@ -65,12 +70,15 @@ def method(name: str, allowed: Sequence[str] = tuple(METHODS)) -> Method:
     return METHODS[name]
 
 
-def params(family: str, tuned: dict | None = None, **overrides) -> dict:
+def params(family: str, tuned: dict | None = None, typical: int | None = None, **overrides) -> dict:
     """Decoding parameters: the family's defaults (the paper's), then α and τ chosen for this
     person on their held-out writing (`cope train --tune`), then what the caller set. The
-    family's repetition penalty (long-form: 7) applies to every method alike, on the score it
-    picks by: log p for plain decoding, the contrast score for CoPe (engine.decoding)."""
-    result = {**FAMILY_DEFAULTS[family], "temperature": 0.0, "top_p": 1.0, "seed": None}
+    family's repetition penalty (long-form: 7) and minimum length (from `typical`, the person's
+    typical length in tokens) apply to every method alike; the penalty acts on the score a
+    method picks by: log p for plain decoding, the contrast score for CoPe (engine.decoding)."""
+    defaults = FAMILY_DEFAULTS[family]
+    least = min(int(MIN_SHARE[family] * typical), defaults["max_tokens"] // 2) if typical else 0
+    result = {**defaults, "min_tokens": least, "temperature": 0.0, "top_p": 1.0, "seed": None}
     result.update({k: tuned[k] for k in ("alpha", "tau") if tuned and k in tuned})
     result.update({k: v for k, v in overrides.items() if v is not None})
     return result
@@ -97,6 +105,12 @@ def plan(chosen: Method, adapters: Adapters, alpha: float, tau: float, notes: li
     if not tam_set:
         notes.append("no task adapter (TAM): contrasting your adapter against the plain base model")
     return chosen, Plan(user=user_set, base=tam_set, alpha=alpha, tau=tau)
+
+
+def typical_length(engine: Engine, outputs: Sequence[str]) -> int | None:
+    """The median length in tokens of a person's newest writing (None without any)."""
+    counts = sorted(len(engine.model.tokenize(text, special=False)) for text in outputs[:TYPICAL_ITEMS])
+    return counts[len(counts) // 2] if counts else None
 
 
 def prompt_budget(max_tokens: int, n_ctx: int = CONTEXT_TOKENS) -> int:

@@ -47,6 +47,17 @@ def test_each_step_says_why_the_token_was_chosen(engine, lora_files):
     assert "".join(s.text for s in steps).strip()
 
 
+@pytest.mark.parametrize("contrast", [False, True])
+def test_a_draft_does_not_end_before_its_minimum_length(engine, lora_files, contrast):
+    prompt = prompt_tokens(engine, ARTICLES[0])
+    plan = cope_plan(lora_files) if contrast else Plan(user=((lora_files["user"], 1.0),))
+    natural = [s.token for s in engine.generate(prompt, plan, 80)]
+    assert len(natural) < 40  # a headline ends on its own
+    longer = [s.token for s in engine.generate(prompt, plan, 80, min_tokens=len(natural) + 10)]
+    assert len(longer) >= len(natural) + 10 and longer[:len(natural)] == natural
+    assert not any(engine.model.is_end(t) for t in longer)
+
+
 def test_sampling_is_reproducible_with_a_seed(engine, lora_files):
     prompt, plan = prompt_tokens(engine, ARTICLES[4]), cope_plan(lora_files)
     sampling = Sampling(temperature=1.0, top_p=0.9)

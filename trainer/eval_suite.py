@@ -163,14 +163,16 @@ def _predict(engine: Engine, task: Task, name: str, case: Question, history, ada
              tuned: dict | None = None) -> str:
     """One answer, by the drafting policy `cope draft` uses (cope_local.methods)."""
     chosen, notes = METHODS[name], []
-    params = methods.params(task.family, tuned)
+    newest_first = [output for _, output, _ in reversed(history)]
+    params = methods.params(task.family, tuned, methods.typical_length(engine, newest_first))
     used, plan = methods.plan(chosen, adapters, params["alpha"], params["tau"], notes)
     preamble = {"rag": lambda: _retrieved(task, case, history),
                 "pag": lambda: f"The user's writing style: {_style_profile(engine, task, history)}\n\n"}
     prompt = methods.prompt_tokens(engine, task, case.inputs, params["max_tokens"], notes,
                                    preamble[used.context]() if used.context else "")
     sampling = Sampling(params["temperature"], params["top_p"], params["penalty"])
-    return methods.text_of(engine, [s.token for s in engine.generate(prompt, plan, params["max_tokens"], sampling)])
+    steps = engine.generate(prompt, plan, params["max_tokens"], sampling, min_tokens=params["min_tokens"])
+    return methods.text_of(engine, [s.token for s in steps])
 
 
 def _retrieved(task: Task, case: Question, history) -> str:

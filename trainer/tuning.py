@@ -47,6 +47,7 @@ class Validator:
     loading: Loading | None
     task: Task
     validation: list  # (inputs, output)
+    history: list[str]  # the outputs trained on, newest first: they set the typical draft length
 
     def rouge_l(self, plan: Plan) -> float:
         """Mean ROUGE-L of the validation drafts under `plan`."""
@@ -55,14 +56,15 @@ class Validator:
 
     def _scores(self, engine: Engine, plans: list[Plan], items: list) -> list[float]:
         """Mean ROUGE-L of `items` drafted under each plan (one loaded model, prompts built once)."""
-        params = methods.params(self.task.family)
+        params = methods.params(self.task.family, typical=methods.typical_length(engine, self.history))
         sampling = Sampling(penalty=params["penalty"])
         prompts = [methods.prompt_tokens(engine, self.task, inputs, params["max_tokens"], []) for inputs, _ in items]
         scores = []
         for plan in plans:
             total = 0.0
             for prompt, (_, output) in zip(prompts, items):
-                tokens = [s.token for s in engine.generate(prompt, plan, params["max_tokens"], sampling)]
+                steps = engine.generate(prompt, plan, params["max_tokens"], sampling, min_tokens=params["min_tokens"])
+                tokens = [s.token for s in steps]
                 total += rouge(methods.text_of(engine, tokens), output)[1]
             scores.append(total / max(len(items), 1))
         return scores

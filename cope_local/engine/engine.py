@@ -185,8 +185,10 @@ class Engine:
         seed: int | None = None,
         cancel: threading.Event | None = None,
         schedule: BasePacing | None = None,
+        min_tokens: int = 0,
     ) -> Iterator[Step]:
-        """Yield each chosen token as soon as it is chosen; stops at end-of-text or max_tokens."""
+        """Yield each chosen token as soon as it is chosen; stops at end-of-text or max_tokens.
+        Before `min_tokens` an end-of-text pick is masked out and the step chosen again."""
         schedule = schedule or BasePacing()
         rng = np.random.default_rng(seed) if sampling.temperature > 0 else None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -201,14 +203,19 @@ class Engine:
             user = _Track(user_ctx, prompt_tokens, None)
             generated: set[int] = set()
             try:
-                for _ in range(max_tokens):
+                for count in range(max_tokens):
                     if cancel is not None and cancel.is_set():
                         return
                     user_logits = user.logits()
-                    if base is None:
-                        choice = choose_plain(user_logits, generated, sampling, rng)
-                    else:
-                        choice = self._contrast(user_logits, base, plan, generated, sampling, rng, schedule)
+                    while True:
+                        if base is None:
+                            choice = choose_plain(user_logits, generated, sampling, rng)
+                        else:
+                            choice = self._contrast(user_logits, base, plan, generated, sampling, rng, schedule)
+                        if not self.model.is_end(choice.token) or count >= min_tokens:
+                            break
+                        user_logits = user_logits.copy()
+                        user_logits[choice.token] = -np.inf
                     if self.model.is_end(choice.token):
                         return
                     generated.add(choice.token)
