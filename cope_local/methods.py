@@ -47,7 +47,7 @@ FAMILY_DEFAULTS = {
 }
 # Not the paper's: a long-form draft may not end before this share of the person's typical length
 # (median of their newest writing). Greedy drafts at penalty 7 stopped at about half of it
-# (docs/benchmarks.md, "Draft length").
+# (docs/benchmarks.md, "Long-form drafts with a minimum length").
 MIN_SHARE = {"lamp": 0.0, "longlamp": 0.7}
 TYPICAL_ITEMS = 50
 
