@@ -74,8 +74,8 @@ def params(family: str, tuned: dict | None = None, typical: int | None = None, *
     """Decoding parameters: the family's defaults (the paper's), then α and τ chosen for this
     person on their held-out writing (`cope train --tune`), then what the caller set. The
     family's repetition penalty (long-form: 7) and minimum length (from `typical`, the person's
-    typical length in tokens) apply to every method alike; the penalty acts on π_user's log p,
-    before CoPe cuts its head (engine.decoding)."""
+    typical length in tokens) apply to every method alike; the penalty acts on the score a
+    method picks by: log p for plain decoding, the contrast score for CoPe (engine.decoding)."""
     defaults = FAMILY_DEFAULTS[family]
     least = min(int(MIN_SHARE[family] * typical), defaults["max_tokens"] // 2) if typical else 0
     result = {**defaults, "min_tokens": least, "temperature": 0.0, "top_p": 1.0, "seed": None}

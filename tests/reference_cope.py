@@ -1,6 +1,5 @@
 """The plain reference CoPe: both contexts evaluated at every step, full-vocabulary numpy math,
-exactly as the paper writes it (Eq. 1-3), the repetition penalty on log p_u before the head cut.
-The engine must match it token for token."""
+exactly as the paper writes it (Eq. 1-3). The engine must match it token for token."""
 
 import numpy as np
 
@@ -24,9 +23,6 @@ def reference_generate(engine, prompt, user_set, base_set, alpha, tau, penalty, 
         out = []
         for _ in range(max_tokens):
             log_user = log_softmax(user_ctx.logits())
-            if penalty != 1.0:  # HF-style penalty on generated tokens' log p, before the head cut
-                for token in set(out):
-                    log_user[token] *= penalty
             scores = log_user.copy()
             if base_ctx is None:
                 allowed = np.ones_like(scores, dtype=bool)
@@ -34,6 +30,9 @@ def reference_generate(engine, prompt, user_set, base_set, alpha, tau, penalty, 
                 log_base = log_softmax(base_ctx.logits())
                 allowed = np.exp(log_user) >= tau * np.exp(log_user).max()  # Eq. 1, in probabilities
                 scores = log_user - alpha * log_base  # Eq. 2
+            for token in set(out):  # HF-style penalty on generated tokens, after the contrast
+                if penalty != 1.0:
+                    scores[token] = scores[token] / penalty if scores[token] > 0 else scores[token] * penalty
             scores[~allowed] = -np.inf
             token = int(np.argmax(scores))  # Eq. 3
             if model.is_end(token):

@@ -7,7 +7,7 @@ import pytest
 from test_engine_exact import prompt_tokens
 
 from cope_local.bench.fixtures import ARTICLES
-from cope_local.engine.decoding import Sampling, head, penalised
+from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import sample_continuations, score_continuations
@@ -45,13 +45,6 @@ def test_each_step_says_why_the_token_was_chosen(engine, lora_files):
         else:
             assert step.choice.user_top == step.token
     assert "".join(s.text for s in steps).strip()
-
-
-def test_a_repeated_token_alone_in_the_head_makes_room_for_others():
-    logits = np.array([4.0, 1.5, 0.0, -1.0], dtype=np.float32)
-    assert list(head(logits, 0.1)) == [0]  # CoPe could only repeat it
-    assert list(head(penalised(logits, {0}, 7.0), 0.1)) == [0, 1]
-    assert penalised(logits, set(), 7.0) is logits
 
 
 @pytest.mark.parametrize("contrast", [False, True])

@@ -1,9 +1,8 @@
 """How one token is chosen from logits: greedy or sampled, plain or contrastive (CoPe, paper Eq. 1-3).
 
 V_head = {v : p_u(v) >= tau * max p_u}, which on raw logits is l_u(v) >= max l_u + ln tau.
-The argmax over V_head of log p_u - alpha log p_b equals the argmax of l_u - alpha l_b (the
-log-sum-exps are constants). A repetition penalty acts on π_user's log p before V_head is cut,
-for plain decoding and CoPe alike (`penalised`).
+Without a repetition penalty, argmax over V_head of log p_u - alpha log p_b equals the argmax of
+l_u - alpha l_b (the log-sum-exps are constants), so no softmax is needed per step.
 """
 
 from __future__ import annotations
@@ -38,15 +37,13 @@ def log_sum_exp(logits: np.ndarray) -> float:
     return top + math.log(float(np.exp(logits - top, dtype=np.float64).sum()))
 
 
-def penalised(logits: np.ndarray, generated: set[int], penalty: float) -> np.ndarray:
-    """π_user with an HF-style repetition penalty on log p of already generated tokens (log p ≤ 0,
-    so it is multiplied). Plain decoding picks from it and CoPe cuts its head from it, so a token
-    the penalty pushes down leaves V_head instead of being the only choice left in it."""
+def penalise(scores: np.ndarray, candidates: np.ndarray, generated: set[int], penalty: float) -> np.ndarray:
+    """HF RepetitionPenaltyLogitsProcessor on the candidates already generated."""
     if penalty == 1.0 or not generated:
-        return logits
-    scores = logits.astype(np.float64) - log_sum_exp(logits)
-    seen = np.fromiter(generated, dtype=np.int64, count=len(generated))
-    scores[seen] *= penalty
+        return scores
+    scores = scores.copy()
+    seen = np.isin(candidates, list(generated))
+    scores[seen] = np.where(scores[seen] > 0, scores[seen] / penalty, scores[seen] * penalty)
     return scores
 
 
@@ -79,12 +76,14 @@ def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
         k *= 4
 
 
-def choose_plain(logits: np.ndarray, sampling: Sampling, rng=None) -> Choice:
-    """Greedy or sampled from `logits` (already penalised: `penalised`)."""
-    if sampling.temperature <= 0 or rng is None:
+def choose_plain(logits: np.ndarray, generated: set[int], sampling: Sampling, rng=None) -> Choice:
+    """Greedy or sampled; a repetition penalty acts on log p, as on CoPe's score (log p_u - α log p_b)
+    with α = 0, so every method is penalised by one rule."""
+    if sampling.penalty == 1.0 and sampling.temperature <= 0:
         return Choice(int(np.argmax(logits)))
-    scores = logits.astype(np.float64) - log_sum_exp(logits)
-    return Choice(pick(scores, np.arange(logits.shape[0]), sampling, rng))
+    everything = np.arange(logits.shape[0])
+    scores = penalise(logits.astype(np.float64) - log_sum_exp(logits), everything, generated, sampling.penalty)
+    return Choice(pick(scores, everything, sampling, rng))
 
 
 def head(user_logits: np.ndarray, tau: float) -> np.ndarray:
@@ -96,15 +95,16 @@ def choose_contrast(
     base_logits: np.ndarray,
     candidates: np.ndarray,
     alpha: float,
+    generated: set[int],
     sampling: Sampling,
     rng=None,
 ) -> Choice:
-    """Pick among V_head by log p_u - alpha log p_b (p_u already penalised: `penalised`); also
-    report the implicit reward of the pick."""
+    """Pick among V_head by log p_u - alpha log p_b; also report the implicit reward of the pick."""
     lse_user, lse_base = log_sum_exp(user_logits), log_sum_exp(base_logits)
     user = user_logits[candidates].astype(np.float64) - lse_user
     base = base_logits[candidates].astype(np.float64) - lse_base
-    token = pick(user - alpha * base, candidates, sampling, rng)
+    scores = penalise(user - alpha * base, candidates, generated, sampling.penalty)
+    token = pick(scores, candidates, sampling, rng)
     at = int(np.flatnonzero(candidates == token)[0])
     user_top = int(candidates[int(np.argmax(user))])
     return Choice(token, len(candidates), user_top, float(user[at] - base[at]))

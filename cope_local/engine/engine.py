@@ -25,7 +25,7 @@ import numpy as np
 
 from ..gguf import read_gguf
 from ..gguf.lora import validate
-from .decoding import Choice, Sampling, choose_contrast, choose_plain, head, penalised
+from .decoding import Choice, Sampling, choose_contrast, choose_plain, head
 from .llama import Context, LoraAdapter, Model
 from .loader import Loading
 
@@ -206,12 +206,12 @@ class Engine:
                 for count in range(max_tokens):
                     if cancel is not None and cancel.is_set():
                         return
-                    user_logits = penalised(user.logits(), generated, sampling.penalty)
+                    user_logits = user.logits()
                     while True:
                         if base is None:
-                            choice = choose_plain(user_logits, sampling, rng)
+                            choice = choose_plain(user_logits, generated, sampling, rng)
                         else:
-                            choice = self._contrast(user_logits, base, plan, sampling, rng, schedule)
+                            choice = self._contrast(user_logits, base, plan, generated, sampling, rng, schedule)
                         if not self.model.is_end(choice.token) or count >= min_tokens:
                             break
                         user_logits = user_logits.copy()
@@ -228,9 +228,9 @@ class Engine:
                     base.settle()
                     schedule.base_evaluations += base.evaluations
 
-    def _contrast(self, user_logits, base: _Track, plan: Plan, sampling, rng, schedule) -> Choice:
+    def _contrast(self, user_logits, base: _Track, plan: Plan, generated, sampling, rng, schedule) -> Choice:
         candidates = head(user_logits, plan.tau)
         if len(candidates) == 1 and schedule.lazy:
             token = int(candidates[0])
             return Choice(token, 1, token, None)
-        return choose_contrast(user_logits, base.logits(), candidates, plan.alpha, sampling, rng)
+        return choose_contrast(user_logits, base.logits(), candidates, plan.alpha, generated, sampling, rng)
