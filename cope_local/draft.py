@@ -85,6 +85,7 @@ class Draft:
             for step in self.engine.generate(
                 self.prompt_tokens, self.plan, self.params["max_tokens"], sampling,
                 seed=self.params["seed"], cancel=cancel, schedule=self.schedule, min_tokens=self.params["min_tokens"],
+                no_repeat=self.params["no_repeat"],
             ):
                 self.steps.append(step)
                 yield step

@@ -49,6 +49,9 @@ FAMILY_DEFAULTS = {
 # (median of their newest writing). Greedy drafts at penalty 7 stopped at about half of it
 # (docs/benchmarks.md, "Long-form drafts with a minimum length").
 MIN_SHARE = {"lamp": 0.0, "longlamp": 0.7}
+# Not the paper's either: a long-form draft never repeats a run of 4 tokens. The penalty alone
+# cannot stop CoPe's loops: it acts inside V_head, and a head of one token has no other choice.
+NO_REPEAT = {"lamp": 0, "longlamp": 4}
 TYPICAL_ITEMS = 50
 
 
@@ -73,12 +76,13 @@ def method(name: str, allowed: Sequence[str] = tuple(METHODS)) -> Method:
 def params(family: str, tuned: dict | None = None, typical: int | None = None, **overrides) -> dict:
     """Decoding parameters: the family's defaults (the paper's), then α and τ chosen for this
     person on their held-out writing (`cope train --tune`), then what the caller set. The
-    family's repetition penalty (long-form: 7) and minimum length (from `typical`, the person's
-    typical length in tokens) apply to every method alike; the penalty acts on the score a
+    family's repetition penalty (long-form: 7), n-gram block and minimum length (from `typical`,
+    the person's typical length in tokens) apply to every method alike; the penalty acts on the score a
     method picks by: log p for plain decoding, the contrast score for CoPe (engine.decoding)."""
     defaults = FAMILY_DEFAULTS[family]
     least = min(int(MIN_SHARE[family] * typical), defaults["max_tokens"] // 2) if typical else 0
-    result = {**defaults, "min_tokens": least, "temperature": 0.0, "top_p": 1.0, "seed": None}
+    result = {**defaults, "min_tokens": least, "no_repeat": NO_REPEAT[family], "temperature": 0.0, "top_p": 1.0,
+              "seed": None}
     result.update({k: tuned[k] for k in ("alpha", "tau") if tuned and k in tuned})
     result.update({k: v for k, v in overrides.items() if v is not None})
     return result

@@ -8,7 +8,7 @@ from test_engine_exact import prompt_tokens
 
 from cope_local.bench.fixtures import ARTICLES
 from cope_local.engine.decoding import Sampling
-from cope_local.engine.engine import Engine, Plan
+from cope_local.engine.engine import Engine, Plan, repeats
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import sample_continuations, score_continuations
 from cope_local.errors import CopeError
@@ -56,6 +56,14 @@ def test_a_draft_does_not_end_before_its_minimum_length(engine, lora_files, cont
     longer = [s.token for s in engine.generate(prompt, plan, 80, min_tokens=len(natural) + 10)]
     assert len(longer) >= len(natural) + 10 and longer[:len(natural)] == natural
     assert not any(engine.model.is_end(t) for t in longer)
+
+
+def test_no_n_gram_is_repeated_when_asked(engine):
+    assert repeats([1, 2, 3, 1, 2], 3) == [3] and repeats([1, 2, 1, 2], 0) == [] and repeats([1], 3) == []
+    prompt = prompt_tokens(engine, ARTICLES[1])
+    tokens = [s.token for s in engine.generate(prompt, Plan(user=()), 120, min_tokens=120, no_repeat=3)]
+    grams = [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+    assert len(tokens) == 120 and len(grams) == len(set(grams))
 
 
 def test_sampling_is_reproducible_with_a_seed(engine, lora_files):

@@ -139,6 +139,7 @@ def test_long_form_drafts_have_a_minimum_length_from_the_persons_typical_length(
     assert methods.params("longlamp", typical=5000)["min_tokens"] == 300  # half the drafting limit at most
     assert methods.params("longlamp")["min_tokens"] == 0  # no history yet
     assert methods.params("lamp", typical=20)["min_tokens"] == 0
+    assert methods.params("longlamp")["no_repeat"] == 4 and methods.params("lamp")["no_repeat"] == 0
 
 
 def test_a_base_the_exporter_cannot_handle_is_refused_before_training(tmp_path):

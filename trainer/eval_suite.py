@@ -171,7 +171,8 @@ def _predict(engine: Engine, task: Task, name: str, case: Question, history, ada
     prompt = methods.prompt_tokens(engine, task, case.inputs, params["max_tokens"], notes,
                                    preamble[used.context]() if used.context else "")
     sampling = Sampling(params["temperature"], params["top_p"], params["penalty"])
-    steps = engine.generate(prompt, plan, params["max_tokens"], sampling, min_tokens=params["min_tokens"])
+    steps = engine.generate(prompt, plan, params["max_tokens"], sampling, min_tokens=params["min_tokens"],
+                            no_repeat=params["no_repeat"])
     return methods.text_of(engine, [s.token for s in steps])
 
 

@@ -63,7 +63,8 @@ class Validator:
         for plan in plans:
             total = 0.0
             for prompt, (_, output) in zip(prompts, items):
-                steps = engine.generate(prompt, plan, params["max_tokens"], sampling, min_tokens=params["min_tokens"])
+                steps = engine.generate(prompt, plan, params["max_tokens"], sampling, min_tokens=params["min_tokens"],
+                                        no_repeat=params["no_repeat"])
                 tokens = [s.token for s in steps]
                 total += rouge(methods.text_of(engine, tokens), output)[1]
             scores.append(total / max(len(items), 1))

@@ -60,6 +60,14 @@ class BasePacing:
     base_evaluations: int = field(default=0, compare=False)
 
 
+def repeats(sequence: list[int], n: int) -> list[int]:
+    """Tokens that would complete an n-gram already in `sequence` (HF's no_repeat_ngram_size)."""
+    if n <= 0 or len(sequence) < n:
+        return []
+    prefix = sequence[len(sequence) - n + 1:]
+    return [sequence[i + n - 1] for i in range(len(sequence) - n + 1) if sequence[i:i + n - 1] == prefix]
+
+
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -186,9 +194,11 @@ class Engine:
         cancel: threading.Event | None = None,
         schedule: BasePacing | None = None,
         min_tokens: int = 0,
+        no_repeat: int = 0,
     ) -> Iterator[Step]:
         """Yield each chosen token as soon as it is chosen; stops at end-of-text or max_tokens.
-        Before `min_tokens` an end-of-text pick is masked out and the step chosen again."""
+        Before `min_tokens` an end-of-text pick is masked out and the step chosen again; with
+        `no_repeat` n, a token that would repeat an n-gram of the draft is never chosen."""
         schedule = schedule or BasePacing()
         rng = np.random.default_rng(seed) if sampling.temperature > 0 else None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -202,11 +212,16 @@ class Engine:
                 base = _Track(self.context(plan.base), prompt_tokens, pool)
             user = _Track(user_ctx, prompt_tokens, None)
             generated: set[int] = set()
+            sequence: list[int] = []
             try:
                 for count in range(max_tokens):
                     if cancel is not None and cancel.is_set():
                         return
                     user_logits = user.logits()
+                    banned = repeats(sequence, no_repeat)
+                    if banned:
+                        user_logits = user_logits.copy()
+                        user_logits[banned] = -np.inf
                     while True:
                         if base is None:
                             choice = choose_plain(user_logits, generated, sampling, rng)
@@ -219,6 +234,7 @@ class Engine:
                     if self.model.is_end(choice.token):
                         return
                     generated.add(choice.token)
+                    sequence.append(choice.token)
                     yield Step(choice.token, decoder.decode(self.model.piece(choice.token)), choice)
                     user.push(choice.token)
                     if base is not None:
