@@ -47,7 +47,7 @@ FAMILY_DEFAULTS = {
 }
 # Not the paper's: a long-form draft may not end before this share of the person's typical length
 # (median of their newest writing). Greedy drafts at penalty 7 stopped at about half of it
-# (docs/benchmarks.md, "Long-form drafts with a minimum length").
+# (docs/benchmarks.md, "Long-form drafts at the person's length, without loops").
 MIN_SHARE = {"lamp": 0.0, "longlamp": 0.7}
 # Not the paper's either: a long-form draft never repeats a run of 4 tokens. The penalty alone
 # cannot stop CoPe's loops: it acts inside V_head, and a head of one token has no other choice.
