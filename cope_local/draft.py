@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from . import adapter_registry, methods, models
 from .adapter_registry import AdapterVersion
-from .engine.decoding import Sampling
 from .engine.engine import BasePacing, Engine, Plan, Step
 from .engine.loader import Loading
 from .errors import CopeError
@@ -79,14 +78,10 @@ class Draft:
     schedule: BasePacing = field(default_factory=BasePacing)
 
     def stream(self, cancel: threading.Event | None = None) -> Iterator[Step]:
-        sampling = Sampling(self.params["temperature"], self.params["top_p"], self.params["penalty"])
         started = time.perf_counter()
         try:
-            for step in self.engine.generate(
-                self.prompt_tokens, self.plan, self.params["max_tokens"], sampling,
-                seed=self.params["seed"], cancel=cancel, schedule=self.schedule, min_tokens=self.params["min_tokens"],
-                no_repeat=self.params["no_repeat"],
-            ):
+            for step in methods.steps(self.engine, self.prompt_tokens, self.plan, self.params, cancel=cancel,
+                                      schedule=self.schedule):
                 self.steps.append(step)
                 yield step
         finally:

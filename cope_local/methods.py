@@ -6,11 +6,12 @@ measures exactly what users get.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine.engine import Engine, Plan
+from .engine.decoding import Sampling
+from .engine.engine import Engine, Plan, Step
 from .errors import CopeError
 from .prompts import render_prompt
 from .tasks import Task
@@ -150,6 +151,13 @@ def prompt_tokens(engine: Engine, task: Task, inputs: dict[str, str], max_tokens
     template, bos, eos = model.chat_template(), model.special_text(model.bos), model.special_text(model.eos)
     return fit_prompt(engine.tokenize_prompt, lambda fitted: render_prompt(task, fitted, template, bos, eos, preamble),
                       task, inputs, prompt_budget(max_tokens, engine.n_ctx), notes)
+
+
+def steps(engine: Engine, prompt: Sequence[int], plan: Plan, params: dict, **controls) -> Iterator[Step]:
+    """Generate under `params` (sampling, penalty and stop rules); `controls`: cancel, schedule."""
+    sampling = Sampling(params["temperature"], params["top_p"], params["penalty"])
+    return engine.generate(prompt, plan, params["max_tokens"], sampling, seed=params["seed"],
+                           min_tokens=params["min_tokens"], no_repeat=params["no_repeat"], **controls)
 
 
 def text_of(engine: Engine, tokens: Sequence[int]) -> str:

@@ -8,7 +8,7 @@ from test_engine_exact import prompt_tokens
 
 from cope_local.bench.fixtures import ARTICLES
 from cope_local.engine.decoding import Sampling
-from cope_local.engine.engine import Engine, Plan, repeats
+from cope_local.engine.engine import Engine, NgramBlock, Plan
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import sample_continuations, score_continuations
 from cope_local.errors import CopeError
@@ -56,6 +56,13 @@ def test_a_draft_does_not_end_before_its_minimum_length(engine, lora_files, cont
     longer = [s.token for s in engine.generate(prompt, plan, 80, min_tokens=len(natural) + 10)]
     assert len(longer) >= len(natural) + 10 and longer[:len(natural)] == natural
     assert not any(engine.model.is_end(t) for t in longer)
+
+
+def repeats(sequence, n):
+    block = NgramBlock(n)
+    for token in sequence:
+        block.add(token)
+    return block.banned()
 
 
 def test_no_n_gram_is_repeated_when_asked(engine):

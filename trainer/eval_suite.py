@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cope_local import adapter_registry, eval_results, methods
-from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, Plan
 from cope_local.evaluation import Question, data_fingerprint, load, rouge, split
 from cope_local.home import ensure_home
@@ -170,10 +169,7 @@ def _predict(engine: Engine, task: Task, name: str, case: Question, history, ada
                 "pag": lambda: f"The user's writing style: {_style_profile(engine, task, history)}\n\n"}
     prompt = methods.prompt_tokens(engine, task, case.inputs, params["max_tokens"], notes,
                                    preamble[used.context]() if used.context else "")
-    sampling = Sampling(params["temperature"], params["top_p"], params["penalty"])
-    steps = engine.generate(prompt, plan, params["max_tokens"], sampling, min_tokens=params["min_tokens"],
-                            no_repeat=params["no_repeat"])
-    return methods.text_of(engine, [s.token for s in steps])
+    return methods.text_of(engine, [s.token for s in methods.steps(engine, prompt, plan, params)])
 
 
 def _retrieved(task: Task, case: Question, history) -> str:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cope_local import methods
-from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.loader import Loading
 from cope_local.evaluation import rouge
@@ -57,15 +56,12 @@ class Validator:
     def _scores(self, engine: Engine, plans: list[Plan], items: list) -> list[float]:
         """Mean ROUGE-L of `items` drafted under each plan (one loaded model, prompts built once)."""
         params = methods.params(self.task.family, typical=methods.typical_length(engine, self.history))
-        sampling = Sampling(penalty=params["penalty"])
         prompts = [methods.prompt_tokens(engine, self.task, inputs, params["max_tokens"], []) for inputs, _ in items]
         scores = []
         for plan in plans:
             total = 0.0
             for prompt, (_, output) in zip(prompts, items):
-                steps = engine.generate(prompt, plan, params["max_tokens"], sampling, min_tokens=params["min_tokens"],
-                                        no_repeat=params["no_repeat"])
-                tokens = [s.token for s in steps]
+                tokens = [s.token for s in methods.steps(engine, prompt, plan, params)]
                 total += rouge(methods.text_of(engine, tokens), output)[1]
             scores.append(total / max(len(items), 1))
         return scores

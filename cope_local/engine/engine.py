@@ -60,12 +60,22 @@ class BasePacing:
     base_evaluations: int = field(default=0, compare=False)
 
 
-def repeats(sequence: list[int], n: int) -> list[int]:
-    """Tokens that would complete an n-gram already in `sequence` (HF's no_repeat_ngram_size)."""
-    if n <= 0 or len(sequence) < n:
-        return []
-    prefix = sequence[len(sequence) - n + 1:]
-    return [sequence[i + n - 1] for i in range(len(sequence) - n + 1) if sequence[i:i + n - 1] == prefix]
+class NgramBlock:
+    """Tokens that would complete an n-gram the draft already holds (HF's no_repeat_ngram_size),
+    kept per (n-1)-token prefix as tokens arrive, so that each step is one lookup; n = 0: none."""
+
+    def __init__(self, n: int):
+        self.n, self.tokens, self.following = n, [], {}
+
+    def add(self, token: int) -> None:
+        self.tokens.append(token)
+        if self.n > 0 and len(self.tokens) >= self.n:
+            self.following.setdefault(tuple(self.tokens[len(self.tokens) - self.n:-1]), []).append(token)
+
+    def banned(self) -> list[int]:
+        if self.n <= 0 or len(self.tokens) < self.n - 1:
+            return []
+        return self.following.get(tuple(self.tokens[len(self.tokens) - self.n + 1:]), [])
 
 
 def usable_cores() -> int:
@@ -212,13 +222,13 @@ class Engine:
                 base = _Track(self.context(plan.base), prompt_tokens, pool)
             user = _Track(user_ctx, prompt_tokens, None)
             generated: set[int] = set()
-            sequence: list[int] = []
+            block = NgramBlock(no_repeat)
             try:
                 for count in range(max_tokens):
                     if cancel is not None and cancel.is_set():
                         return
                     user_logits = user.logits()
-                    banned = repeats(sequence, no_repeat)
+                    banned = block.banned()
                     if banned:
                         user_logits = user_logits.copy()
                         user_logits[banned] = -np.inf
@@ -234,7 +244,7 @@ class Engine:
                     if self.model.is_end(choice.token):
                         return
                     generated.add(choice.token)
-                    sequence.append(choice.token)
+                    block.add(choice.token)
                     yield Step(choice.token, decoder.decode(self.model.piece(choice.token)), choice)
                     user.push(choice.token)
                     if base is not None:
