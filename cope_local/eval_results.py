@@ -1,6 +1,8 @@
-"""What an eval run leaves behind — results.json, results.md and the chart, written from the
-answers in one canonical order — and `cope eval merge`, which puts the outputs of shards
-(`--shard i/n`) back together into exactly what one machine would have written."""
+"""What an eval run leaves behind — results.json, results.md, the chart and scores.json, written
+from the answers in one canonical order — and `cope eval merge`, which puts the outputs of shards
+(`--shard i/n`) back together into exactly what one machine would have written. scores.json is
+results.json without any text or name (drafts, real outputs, users): what may be shared or kept
+in a repository, and enough for `merge` where a shard's results.json is gone."""
 
 from __future__ import annotations
 
@@ -13,17 +15,21 @@ from .methods import LABELS, METHODS
 
 # What must agree between shards for their answers to form one run.
 SAME_IN_EVERY_SHARD = ("data_fingerprint", "task", "model")
-ROW_FIELDS = ("key", "user", "method", "prediction", "gold", "rouge1", "rougeL")  # key: "id" in results.json
+# key: "id" in results.json; tuned (what per-user tuning chose) only where a user adapter was tuned.
+ROW_FIELDS = ("key", "user", "method", "prediction", "gold", "rouge1", "rougeL", "tuned")
+SCORE_FIELDS = ("id", "method", "rouge1", "rougeL", "tuned")
 
 
 def write(out: Path, header: dict, rows: list[dict]) -> dict:
-    """results.json / results.md / rougeL.png of `rows`, already in canonical order (test user, then
-    method as listed in the settings, then question)."""
+    """results.json / results.md / rougeL.png / scores.json of `rows`, already in canonical order
+    (test user, then method as listed in the settings, then question)."""
     chosen = header["settings"]["methods"]
     summary = summarise(rows, [m for m in METHODS if m in chosen])
     result = {**header, "summary": summary,
-              "questions": [{"id": r["key"], **{f: r[f] for f in ROW_FIELDS[1:]}} for r in rows]}
+              "questions": [{"id": r["key"], **{f: r[f] for f in ROW_FIELDS[1:] if f in r}} for r in rows]}
     (out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    scores = {**header, "summary": summary, "questions": [{f: q[f] for f in SCORE_FIELDS if f in q} for q in result["questions"]]}
+    (out / "scores.json").write_text(json.dumps(scores, ensure_ascii=False, indent=1))
     (out / "results.md").write_text(markdown_table(summary, LABELS))
     if summary:
         chart(summary, LABELS, out / "rougeL.png")
@@ -65,6 +71,8 @@ def merge(shards: list[Path], out: Path) -> dict:
 
 def _read(folder: Path) -> dict:
     path = folder / "results.json"
+    if not path.exists() and (folder / "scores.json").exists():
+        path = folder / "scores.json"
     if not path.exists():
         raise CopeError(f"{path} does not exist", hint=f"finish that shard first (rerun its `cope eval … --out {folder}`)")
     try:

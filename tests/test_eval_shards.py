@@ -60,6 +60,21 @@ def test_shards_share_one_tam_and_merge_into_the_one_machine_result(runs, tmp_pa
 
 
 @pytest.mark.slow
+def test_scores_hold_no_text_and_merge_where_results_are_gone(runs, tmp_path):
+    """scores.json is what may be kept in a repository: ids, methods and ROUGE, no text or name;
+    a shard of which only it survives still merges into the one-machine scores."""
+    data, root = runs
+    scores = (root / "one" / "scores.json").read_text()
+    assert all(set(q) == {"id", "method", "rouge1", "rougeL"} for q in json.loads(scores)["questions"])
+    assert "writer" not in scores and "Story" not in scores
+    kept = tmp_path / "s1"
+    kept.mkdir()
+    shutil.copy(root / "s1" / "scores.json", kept)
+    merge([root / "s0", kept], tmp_path / "merged")
+    assert (tmp_path / "merged" / "scores.json").read_text() == scores
+
+
+@pytest.mark.slow
 def test_merge_and_tam_refuse_what_is_not_one_run(runs, tmp_path, cope_home):
     data, root = runs
     with pytest.raises(CopeError, match="shard\\(s\\) 1/2 missing"):

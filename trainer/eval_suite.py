@@ -119,13 +119,14 @@ def evaluate_user(store: Store, engine: Engine, task: Task, question: Question, 
     else:  # the run's TAM at most: nothing of this user's to train
         tam = adapter_registry.active(store, task.name, "tam", None)
         adapters, tuned = Adapters(tam.gguf_path if tam else None), None
+    chosen = {"tuned": {k: tuned[k] for k in ("lr", "alpha", "tau")}} if tuned else {}
     for method in wanted:
         for case in cases:
             if (case.id, method) not in done:
                 prediction = _predict(engine, task, method, case, history, adapters, tuned)
                 r1, rl = rouge(prediction, case.gold)
                 yield {"key": case.id, "user": question.user, "method": method, "prediction": prediction,
-                       "gold": case.gold, "rouge1": r1, "rougeL": rl}
+                       "gold": case.gold, "rouge1": r1, "rougeL": rl, **(chosen if METHODS[method].user else {})}
 
 
 def _options(settings: Settings) -> Options:

@@ -35,7 +35,8 @@ from .common import StageProgress
 @click.pass_context
 def eval_command(ctx, data, task, users, max_profile, questions_per_user, methods, out, shard, tam, ray, tam_items,
                  epochs, lr, rank, tune) -> None:
-    """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md and a chart."""
+    """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md, a chart
+    and scores.json (the scores alone, without any text or name: safe to share)."""
     if ctx.invoked_subcommand is not None:
         return
     if data is None:
@@ -61,7 +62,8 @@ def eval_command(ctx, data, task, users, max_profile, questions_per_user, method
 @click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Where the merged results go.")
 def merge(shards, out) -> None:
-    """Merge the --out folders of every shard of one run (`cope eval --shard i/n`) into one result."""
+    """Merge the --out folders of every shard of one run (`cope eval --shard i/n`) into one result
+    (a folder holding only a shard's scores.json will do: the merge then has no texts from it)."""
     from ..eval_results import merge as merge_shards
 
     _show(merge_shards(list(shards), out), out)
@@ -71,7 +73,8 @@ def _show(result: dict, out: Path) -> None:
     from ..evaluation import markdown_table
 
     click.echo(markdown_table(result["summary"], LABELS))
-    click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}, {out / 'rougeL.png'}")
+    click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}, {out / 'rougeL.png'}; "
+               f"without texts or names: {out / 'scores.json'}")
 
 
 COMMANDS = [eval_command]
