@@ -39,7 +39,8 @@ def rows(app):
 async def wait_for(pilot, predicate, timeout=60.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        status = pilot.app.query("#draft-status")
+        assert asyncio.get_running_loop().time() < deadline, f"timed out; draft status: {status.first().render() if status else None}"
         await pilot.pause(0.05)
 
 
@@ -56,7 +57,7 @@ async def test_draft_streams_then_edit_and_accept_becomes_history(with_history):
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.query_one("#profile").value == "ann"
         app.query_one("#field-text", Input).value = "The library will stop charging late fees."
-        await pilot.click("#generate")
+        assert await pilot.click("#generate")
         await app.workers.wait_for_complete()
         await pilot.pause()
         area = app.query_one("#draft-text", TextArea)
@@ -80,9 +81,11 @@ async def test_a_draft_can_be_cancelled(with_history, tmp_path):
         app.query_one("#task").value = "post"
         await wait_for(pilot, lambda: app.query("#field-summary"))
         app.query_one("#field-summary", Input).value = "What I learned from ten years of cycling to work"
-        await pilot.click("#generate")
-        await wait_for(pilot, lambda: app.query_one("#draft-text", TextArea).text.strip())
-        app.query_one(DraftPane).action_cancel()  # as the Cancel button does (a Pilot click waits for idle)
+        # Pressed, not clicked: the fields just changed, so the button's place on screen may be stale.
+        app.query_one("#generate", Button).press()
+        pane = app.query_one(DraftPane)
+        await wait_for(pilot, lambda: pane.steps)  # the first token is in
+        pane.action_cancel()  # as the Cancel button does (a Pilot click waits for idle)
         await wait_for(pilot, lambda: not app.query_one("#generate").disabled)
         assert "cancelled" in str(app.query_one("#draft-status", Label).render())
         assert not app.query_one("#generate").disabled
@@ -310,7 +313,7 @@ async def test_leaving_the_app_closes_its_loaded_models(with_history):
     app = app_for(with_history)
     async with app.run_test(size=(80, 24)) as pilot:
         app.query_one("#field-text", Input).value = "The library will stop charging late fees."
-        await pilot.click("#generate")
+        assert await pilot.click("#generate")
         await app.workers.wait_for_complete()
         engines = list(drafting._engines.values())
         assert engines
