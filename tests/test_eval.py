@@ -105,3 +105,23 @@ def test_bench_train_speed_comparison_runs(tmp_path, cope_home):
 
     result = train.run(write_lamp(tmp_path / "lamp", users=2, items=10), items=8, trl_steps=1, speed_only=True)
     assert result["sft_speed"]["ours"]["tokens_per_s"] > 0 and result["sft_speed"]["trl_sft_defaults"]["steps"] == 1
+
+
+def test_eval_on_another_model_resumes_on_it_and_refuses_a_switch(cope, cope_home, gemma_path, tmp_path):
+    """`--model` drafts with a model from `cope models`; the run remembers it, so a rerun without
+    the flag resumes on it, and answers of one model are never mixed with another's."""
+    from cope_local.home import ensure_home
+    from cope_local.models import add, inspect
+    from cope_local.store import Store
+
+    with Store.open(ensure_home(cope_home)) as store:
+        add(store, gemma_path, "gemma3-270m")
+    data = write_lamp(tmp_path / "lamp")
+    out = tmp_path / "out"
+    args = ["eval", "--data", data, "--users", "1", "--methods", "base", "--out", out]
+    assert cope(*args, "--model", "gemma3-270m").exit_code == 0
+    assert json.loads((out / "results.json").read_text())["model"] == inspect(gemma_path).fingerprint
+    before = (out / "predictions.jsonl").read_text()
+    assert cope(*args).exit_code == 0 and (out / "predictions.jsonl").read_text() == before
+    refused = cope(*args, "--model", "smollm2-135m")
+    assert refused.exit_code == 1 and "drafted with gemma3-270m" in refused.stderr and "another --out" in refused.stderr

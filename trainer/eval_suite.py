@@ -12,10 +12,11 @@ from pathlib import Path
 
 from cope_local import adapter_registry, eval_results, methods
 from cope_local.engine.engine import Engine, Plan
+from cope_local.errors import CopeError
 from cope_local.evaluation import Question, data_fingerprint, load, rouge, split
 from cope_local.home import ensure_home
 from cope_local.methods import METHODS, Adapters
-from cope_local.models import loading, resolve
+from cope_local.models import EMBEDDED_NAME, ModelInfo, add, loading, resolve, set_default
 from cope_local.progress import Progress, Report, ignore
 from cope_local.prompts import render_chat
 from cope_local.store import Store
@@ -51,9 +52,10 @@ def test_cases(question: Question, settings: Settings) -> tuple[list[tuple[dict,
 
 
 def run(data: Path, out: Path, task_name: str | None, settings: Settings, report: Report = ignore,
-        tam: Path | None = None, ray: str | None = None) -> dict:
+        tam: Path | None = None, ray: str | None = None, model: ModelInfo | None = None) -> dict:
     """Evaluate this shard's test users (each on this machine, or one Ray task each with `ray`:
-    an address, or "local") and write the results. The TAM is trained once, or taken from `tam`."""
+    an address, or "local") and write the results. The TAM is trained once, or taken from `tam`.
+    `model`: the base model (default: the one this `out` was run with, at first the embedded one)."""
     task, questions = load(data, get_task(task_name) if task_name else None)
     test, others = split(questions, settings.users)
     index, count = settings.shard
@@ -62,7 +64,7 @@ def run(data: Path, out: Path, task_name: str | None, settings: Settings, report
     answers = Answers(out / "predictions.jsonl")
     with Store.open(ensure_home(out / "store")) as store:
         import_users(store, task, test, others, settings)
-        model = resolve(store)
+        model = _base_model(store, model, answers, out)
         shared = None
         if any(METHODS[m].tam or METHODS[m].user for m in settings.methods) and test:
             wanted = eval_tam.identity(store, task, model, settings.tam_items)
@@ -82,6 +84,19 @@ def run(data: Path, out: Path, task_name: str | None, settings: Settings, report
     header = {"data": str(data), "data_fingerprint": data_fingerprint(data), "task": task.name, "model": model.fingerprint,
               "users": len(test), "test_questions": [q.id for q in test], "settings": settings.__dict__}
     return eval_results.write(out, header, answers.in_order(test, settings))
+
+
+def _base_model(store: Store, wanted: ModelInfo | None, answers: Answers, out: Path) -> ModelInfo:
+    """The run's base model, kept in its own store so that a rerun resumes on the same one."""
+    current = resolve(store)
+    if wanted is None or wanted.fingerprint == current.fingerprint:
+        return current
+    if answers.done:
+        raise CopeError(f"{out} holds answers drafted with {current.name}, not {wanted.name}",
+                        hint="give another --out for a run with another model")
+    if wanted.embedded:
+        return set_default(store, EMBEDDED_NAME)
+    return set_default(store, add(store, wanted.path, wanted.name, wanted.hf_dir).name)
 
 
 class Answers:

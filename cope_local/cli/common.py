@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -20,6 +21,22 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 def open_store() -> Store:
     return Store.open(ensure_home())
+
+
+def model_info(name: str | None):
+    """A model from `cope models` (None: none was named)."""
+    if not name:
+        return None
+    from ..models import resolve
+
+    with open_store() as store:
+        return resolve(store, name)
+
+
+def model_file(name: str | None) -> Path | None:
+    """The file of a model from `cope models` (None: the embedded one)."""
+    info = model_info(name)
+    return info.path if info else None
 
 
 def emit_json(value) -> None:

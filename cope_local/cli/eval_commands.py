@@ -10,7 +10,7 @@ import click
 from ..errors import CopeError, needs_train_extra
 from ..methods import LABELS, METHODS
 from ..tasks import registry
-from .common import StageProgress
+from .common import StageProgress, model_info
 
 
 @click.group("eval", invoke_without_command=True)
@@ -32,9 +32,10 @@ from .common import StageProgress
 @click.option("--lr", type=float)
 @click.option("--rank", type=int)
 @click.option("--tune", is_flag=True, help="Per-user tuning (as cope train --tune) on each user's held-out newest items.")
+@click.option("--model", "model_name", help="A model from `cope models` [default: the embedded one; a rerun: the run's].")
 @click.pass_context
 def eval_command(ctx, data, task, users, max_profile, questions_per_user, methods, out, shard, tam, ray, tam_items,
-                 epochs, lr, rank, tune) -> None:
+                 epochs, lr, rank, tune, model_name) -> None:
     """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md, a chart
     and scores.json (the scores alone, without any text or name: safe to share)."""
     if ctx.invoked_subcommand is not None:
@@ -54,7 +55,7 @@ def eval_command(ctx, data, task, users, max_profile, questions_per_user, method
     settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
                         shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank, tune=tune)
     with StageProgress() as progress:
-        result = run(data, out, task, settings, progress.update, tam=tam, ray=ray)
+        result = run(data, out, task, settings, progress.update, tam=tam, ray=ray, model=model_info(model_name))
     _show(result, out)
 
 

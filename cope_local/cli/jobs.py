@@ -12,7 +12,7 @@ from .. import adapter_registry
 from ..errors import CopeError, needs_train_extra
 from ..progress import Progress
 from ..tasks import registry
-from .common import StageProgress, emit_json, json_option, open_store
+from .common import StageProgress, emit_json, json_option, model_file, open_store
 
 
 @click.command()
@@ -136,17 +136,7 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, model_n
     and extra buffers where both work, and on one core; memory of 1 vs 2 contexts."""
     from ..bench import decode
 
-    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts, model_path=_model_path(model_name), hf=hf))
-
-
-def _model_path(name: str | None) -> Path | None:
-    """The file of a model from `cope models` (None: the embedded one)."""
-    if not name:
-        return None
-    from ..models import resolve
-
-    with open_store() as store:
-        return resolve(store, name).path
+    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts, model_path=model_file(model_name), hf=hf))
 
 
 @bench.command("train")
@@ -167,7 +157,7 @@ def bench_train(data, items, tam_items, trl_steps, task, speed_only, tam, model_
     """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
     from ..bench import train
 
-    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task, tam=tam, model_path=_model_path(model_name),
+    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task, tam=tam, model_path=model_file(model_name),
                         new_items=new_items))
 
 
