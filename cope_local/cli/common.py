@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from ..progress import Progress
 from ..store import Store
 from ..tasks import get_task
 
+if TYPE_CHECKING:
+    from ..models import ModelInfo
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -23,7 +27,7 @@ def open_store() -> Store:
     return Store.open(ensure_home())
 
 
-def model_info(name: str | None):
+def model_info(name: str | None) -> ModelInfo | None:
     """A model from `cope models` (None: none was named)."""
     if not name:
         return None
