@@ -107,6 +107,14 @@ def set_default(store: Store, name: str) -> ModelInfo:
     return model
 
 
+def adopt(store: Store, model: ModelInfo) -> ModelInfo:
+    """Makes a model found elsewhere (the user's store, a GGUF file) this store's default: how an
+    eval run or a benchmark, each with a store of its own, drafts and trains on it."""
+    if model.embedded:
+        return set_default(store, EMBEDDED_NAME)
+    return set_default(store, add(store, model.path, model.name, model.hf_dir).name)
+
+
 class SettingsMemory:
     """The loader's verdicts (engine.loader.Memory), kept in the settings table."""
 

@@ -16,7 +16,7 @@ from cope_local.errors import CopeError
 from cope_local.evaluation import Question, data_fingerprint, load, rouge, split
 from cope_local.home import ensure_home
 from cope_local.methods import METHODS, Adapters
-from cope_local.models import EMBEDDED_NAME, ModelInfo, add, loading, resolve, set_default
+from cope_local.models import ModelInfo, adopt, loading, resolve
 from cope_local.progress import Progress, Report, ignore
 from cope_local.prompts import render_chat
 from cope_local.store import Store
@@ -94,9 +94,7 @@ def _base_model(store: Store, wanted: ModelInfo | None, answers: Answers, out: P
     if answers.done:
         raise CopeError(f"{out} holds answers drafted with {current.name}, not {wanted.name}",
                         hint="give another --out for a run with another model")
-    if wanted.embedded:
-        return set_default(store, EMBEDDED_NAME)
-    return set_default(store, add(store, wanted.path, wanted.name, wanted.hf_dir).name)
+    return adopt(store, wanted)
 
 
 class Answers:

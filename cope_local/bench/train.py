@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..home import ensure_home
 from ..importers import run_import
-from ..models import add, embedded, set_default
+from ..models import adopt, embedded, inspect
 from ..store import Store
 
 
@@ -133,7 +133,7 @@ def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10,
             profile = pick_user(store, items + new_items, task)
             model = embedded()
             if model_path and Path(model_path) != model.path:
-                model = set_default(store, add(store, model_path).name)
+                model = adopt(store, inspect(Path(model_path)))
             if speed_only:
                 return {"data": str(data), "user": anonymous(profile), "sft_speed": sft_speed(store, profile, items, trl_steps, model.path)}
             if tam:
