@@ -107,6 +107,9 @@ def plan(chosen: Method, adapters: Adapters, alpha: float, tau: float, notes: li
     user_set = (*tam_set, (user, 1.0))
     if not chosen.contrast:
         return chosen, Plan(user=user_set)
+    if alpha == 0:  # nothing to subtract: one context, decoded as OPPU+DPO decodes
+        notes.append("no contrast (alpha = 0): drafting with your adapter alone")
+        return chosen, Plan(user=user_set)
     if not tam_set:
         notes.append("no task adapter (TAM): contrasting your adapter against the plain base model")
     return chosen, Plan(user=user_set, base=tam_set, alpha=alpha, tau=tau)

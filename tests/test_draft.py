@@ -43,6 +43,18 @@ def test_cope_draft_with_adapters_reports_each_token(cope, cope_home, person, lo
     assert oppu["method"] == "oppu" and all(t["head_size"] is None for t in oppu["tokens"])
 
 
+def test_cope_without_contrast_is_the_user_adapter_alone(cope, cope_home, person, lora_files):
+    """α = 0 (tuning may choose it): one context, the very tokens OPPU+DPO drafts."""
+    with_adapters(cope_home, lora_files, person)
+    result = cope("draft", "-t", "headline", "-p", person, "--alpha", "0", "--max-tokens", "12", "--json", ARTICLE)
+    out = json.loads(result.stdout)
+    dpo = json.loads(cope("draft", "-t", "headline", "-p", person, "-m", "oppu_dpo", "--max-tokens", "12", "--json",
+                          ARTICLE).stdout)
+    assert out["method"] == "cope" and "no contrast" in result.stderr
+    assert all(t["head_size"] is None for t in out["tokens"])
+    assert [t["id"] for t in out["tokens"]] == [t["id"] for t in dpo["tokens"]]
+
+
 def test_adapter_for_another_base_model_is_not_used(cope, cope_home, person, lora_files):
     with_adapters(cope_home, lora_files, person)
     with Store.open(ensure_home(cope_home)) as store:

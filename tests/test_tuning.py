@@ -27,6 +27,17 @@ def test_the_best_grid_point_wins_and_a_tie_keeps_the_default():
     assert tuning.best({(0.1, 0.1): 0.2, (0.3, 0.1): 0.2}, (0.5, 0.5)) == (0.1, 0.1)
 
 
+def test_contrast_is_chosen_only_where_validation_shows_it_helps():
+    grid = tuning.contrast_grid(0.1)
+    assert grid[0] == (0.0, 0.1) and grid[1:4] == [(0.1, 0.3), (0.1, 0.1), (0.1, 0.05)] and len(grid) == 13
+    # (α, τ) → ROUGE-L of each of four validation items
+    noisy = {(0.0, 0.1): [0.2, 0.1, 0.3, 0.2], (0.3, 0.1): [0.4, 0.0, 0.5, 0.0], (1.0, 0.05): [0.2, 0.2, 0.3, 0.2]}
+    assert tuning.least_within_one_se(noisy) == (0.0, 0.1)  # the best mean, by less than its noise
+    clear = {(0.0, 0.1): [0.2, 0.1, 0.3, 0.2], (0.3, 0.1): [0.3, 0.2, 0.4, 0.3], (1.0, 0.05): [0.35, 0.15, 0.45, 0.31]}
+    assert tuning.least_within_one_se(clear) == (0.3, 0.1)  # within one error of the best, with less contrast
+    assert tuning.least_within_one_se({(0.3, 0.1): [0.5]}) == (0.3, 0.1)
+
+
 def history(n, prefix="Desk"):
     return "text,title,date\n" + "".join(
         f"\"{prefix} story {i}: the town did thing {i} today.\",{prefix} Headline {i} Is Here,2024-01-{i + 1:02d}\n"
@@ -63,6 +74,13 @@ def test_tuned_training_never_sees_the_validation_items_and_drafting_uses_its_ch
     out = json.loads(cope("draft", "-t", "headline", "-p", "ann", "--max-tokens", "4", "--json", "text=A new bridge opens").stdout)
     assert (out["params"]["alpha"], out["params"]["tau"]) == (chosen["alpha"], chosen["tau"])
     assert f"alpha={chosen['alpha']:g}" in cope("adapters", "list", "-p", "ann").output
+    monkeypatch.setattr(tuning, "RULE", "a later rule")
+    with Store.open(ensure_home(cope_home)) as store:  # the same history, tuned under another rule
+        [outcome] = Job(store, "ann", options=Options(epochs=1, tune=True)).run()
+        assert outcome.status == "done" and outcome.version == active.version + 1
+        assert outcome.metrics["resumed"] == ["sft", "negatives", "dpo"]  # only α and τ are chosen again
+        assert outcome.metrics["tuning"]["rule"] == "a later rule" and outcome.metrics["tuning"]["lr"] == chosen["lr"]
+        assert Job(store, "ann", options=Options(epochs=1, tune=True)).run()[0].status == "skipped"
 
 
 @pytest.mark.slow

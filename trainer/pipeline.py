@@ -136,7 +136,7 @@ class Job:
             return Outcome(task.name, "skipped", f"only {len(rows)} items of '{task.name}' (need {MIN_ITEMS}); import more first")
         fingerprint = history_fingerprint(rows, self.model, self.options)
         active = adapter_registry.active(self.store, task.name, "user", self.profile_id)
-        if active and active.metrics.get("history") == fingerprint and not self.options.force:
+        if active and active.metrics.get("history") == fingerprint and not self.options.force and not self._retune(active):
             return Outcome(task.name, "skipped", f"'{task.name}' unchanged since v{active.version}", active.version)
         workdir = self.store.home.adapters / str(self.profile_id) / task.name / f"run-{fingerprint}"
         if self.options.force and workdir.exists() and any(v.gguf_path.parent == workdir for v in
@@ -154,6 +154,10 @@ class Job:
             return Outcome(task.name, "failed", f"{type(exc).__name__}: {exc} — the previous adapter stays active")
         run_row.finish("done", outcome.message)
         return outcome
+
+    def _retune(self, active) -> bool:
+        """Tuned under an earlier rule: the same run folder resumes, and only α/τ are chosen again."""
+        return self.options.tune and (active.metrics.get("tuning") or {}).get("rule") != tuning.RULE
 
     def _train(self, task: Task, rows, workdir: Path, fingerprint: str, run_row: RunRow) -> Outcome:
         family = task.family
@@ -211,7 +215,8 @@ class Job:
 
         if self.options.tune:
             t = time.perf_counter()
-            record["contrast"] = record["contrast"] or validator.contrast(tam_gguf, final)
+            if (record["contrast"] or {}).get("rule") != tuning.RULE:
+                record["contrast"] = validator.contrast(tam_gguf, final)
             metrics["tuning"] = {"lr": record["lr"], "lr_rougeL": record["lr_rougeL"], "validation_items": len(validation),
                                  **record["contrast"]}
             timings["tuning"] = time.perf_counter() - t
