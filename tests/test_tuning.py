@@ -28,14 +28,16 @@ def test_the_best_grid_point_wins_and_a_tie_keeps_the_default():
 
 
 def test_contrast_is_chosen_only_where_validation_shows_it_helps():
-    grid = tuning.contrast_grid(0.1)
+    grid = tuning.contrast_grid("lamp")  # headlines fall back to no contrast, then the least
     assert grid[0] == (0.0, 0.1) and grid[1:4] == [(0.1, 0.3), (0.1, 0.1), (0.1, 0.05)] and len(grid) == 13
+    long_form = tuning.contrast_grid("longlamp")  # long-form to the paper's α, then the least
+    assert long_form[:3] == [(0.1, 0.1), (0.0, 0.1), (0.1, 0.3)] and sorted(long_form) == sorted(grid)
     # (α, τ) → ROUGE-L of each of four validation items
     noisy = {(0.0, 0.1): [0.2, 0.1, 0.3, 0.2], (0.3, 0.1): [0.4, 0.0, 0.5, 0.0], (1.0, 0.05): [0.2, 0.2, 0.3, 0.2]}
-    assert tuning.least_within_one_se(noisy) == (0.0, 0.1)  # the best mean, by less than its noise
+    assert tuning.first_within_one_se(noisy) == (0.0, 0.1)  # the best mean, by less than its noise
     clear = {(0.0, 0.1): [0.2, 0.1, 0.3, 0.2], (0.3, 0.1): [0.3, 0.2, 0.4, 0.3], (1.0, 0.05): [0.35, 0.15, 0.45, 0.31]}
-    assert tuning.least_within_one_se(clear) == (0.3, 0.1)  # within one error of the best, with less contrast
-    assert tuning.least_within_one_se({(0.3, 0.1): [0.5]}) == (0.3, 0.1)
+    assert tuning.first_within_one_se(clear) == (0.3, 0.1)  # within one error of the best, with less contrast
+    assert tuning.first_within_one_se({(0.3, 0.1): [0.5]}) == (0.3, 0.1)
 
 
 def history(n, prefix="Desk"):

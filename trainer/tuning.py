@@ -4,17 +4,18 @@ is held out, never trained on, and chooses the SFT learning rate (from a small g
 α and τ (decode-only, cheap) by ROUGE-L of drafts against what the person really wrote.
 
 α and τ are chosen by the one-standard-error rule (Hastie et al., *Elements of Statistical
-Learning* §7.10): the least contrast whose validation score is within one standard error of the
-best. About ten held-out items cannot tell small differences apart, and taking the best of 13
-points on them chose strong contrasts that then lost on new items (docs/benchmarks.md, HuffPost
-18 × 5: users tuned to α = 1 lost 3 times of 4 against OPPU+DPO)."""
+Learning* §7.10): the family's fallback if its validation score is within one standard error of
+the best, else the least contrast that is. About ten held-out items cannot tell small
+differences apart, and taking the best of 13 points on them chose strong contrasts that then
+lost on new items (docs/benchmarks.md, HuffPost 18 × 5: users tuned to α = 1 lost 3 times of 4
+against OPPU+DPO)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from statistics import fmean, stdev
 from dataclasses import dataclass, replace
+from statistics import fmean, stdev
 from pathlib import Path
 
 from cope_local import methods
@@ -27,6 +28,11 @@ LR_GRID = (1e-5, 1e-4, 3e-4)
 ALPHA_GRID = (0.0, 0.1, 0.3, 0.5, 1.0)  # 0: no contrast, the user's adapter alone (as OPPU+DPO)
 TAU_GRID = (0.05, 0.1, 0.3)
 RULE = "one-se"  # how α/τ are chosen; an adapter tuned under an earlier rule is retuned (decoding only)
+# What the rule falls back to where validation cannot tell, from what contrast did on average in
+# this project's evals (docs/benchmarks.md): on headlines it lowered ROUGE-L (HuffPost 18 × 5:
+# OPPU+CD − OPPU −0.013, CI below zero), so no contrast; on long-form it raised it (mpv 15 × 5:
+# +0.015, CI above zero), so the paper's α. τ: the family's default.
+FALLBACK_ALPHA = {"lamp": 0.0, "longlamp": methods.FAMILY_DEFAULTS["longlamp"]["alpha"]}
 VALIDATION_SHARE = 0.1
 MIN_VALIDATION = 3
 DECODE_ITEMS = 12  # validation items the α/τ grid decodes (each point drafts them all)
@@ -46,16 +52,19 @@ def best(scores: dict, default) -> object:
     return default if default in winners else winners[0]
 
 
-def contrast_grid(tau_default: float) -> list[tuple[float, float]]:
-    """(α, τ) points, least contrast first: smaller α, then larger τ (a smaller head V_head).
-    α = 0 is one point: with nothing subtracted, τ changes nothing."""
-    return [(0.0, tau_default)] + [(alpha, tau) for alpha in ALPHA_GRID if alpha
-                                   for tau in sorted(TAU_GRID, reverse=True)]
+def contrast_grid(family: str) -> list[tuple[float, float]]:
+    """(α, τ) points in the order the rule prefers them: the family's fallback, then the least
+    contrast first (smaller α, then larger τ: a smaller head V_head). α = 0 is one point: with
+    nothing subtracted, τ changes nothing."""
+    tau = methods.FAMILY_DEFAULTS[family]["tau"]
+    points = [(0.0, tau)] + [(alpha, t) for alpha in ALPHA_GRID if alpha for t in sorted(TAU_GRID, reverse=True)]
+    fallback = (FALLBACK_ALPHA[family], tau)
+    return [fallback] + [point for point in points if point != fallback]
 
 
-def least_within_one_se(per_item: dict) -> object:
-    """The first point (the grid lists the least contrast first) whose mean is within one
-    standard error of the best's; the standard error is that of the per-item differences."""
+def first_within_one_se(per_item: dict) -> object:
+    """The first point (in the grid's order) whose mean is within one standard error of the
+    best's; the standard error is that of the per-item differences."""
     means = {point: fmean(scores) for point, scores in per_item.items()}
     top = max(means, key=means.get)
     for point, scores in per_item.items():
@@ -90,12 +99,12 @@ class Validator:
 
     def contrast(self, tam: Path | None, user: Path) -> dict:
         """α and τ for CoPe with the final adapter, drafted as `cope draft` plans CoPe."""
-        points = contrast_grid(methods.FAMILY_DEFAULTS[self.task.family]["tau"])
+        points = contrast_grid(self.task.family)
         adapters = methods.Adapters(tam, None, user)
         plans = [methods.plan(methods.METHODS["cope"], adapters, alpha, tau, [])[1] for alpha, tau in points]
         with Engine(self.model_path, loading=self.loading) as engine:
             per_item = dict(zip(points, self._scores(engine, plans, self.validation[:DECODE_ITEMS])))
-        alpha, tau = least_within_one_se(per_item)
+        alpha, tau = first_within_one_se(per_item)
         return {"alpha": alpha, "tau": tau, "rule": RULE,
                 "rougeL": {f"{a:g}/{t:g}": round(fmean(s), 4) for (a, t), s in per_item.items()}}
 
