@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, replace
-from statistics import fmean, stdev
 from pathlib import Path
+from statistics import fmean, stdev
 
 from cope_local import methods
 from cope_local.engine.engine import Engine, Plan
