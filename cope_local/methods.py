@@ -163,6 +163,11 @@ def steps(engine: Engine, prompt: Sequence[int], plan: Plan, params: dict, **con
                            min_tokens=params["min_tokens"], no_repeat=params["no_repeat"], **controls)
 
 
+def drafted(engine: Engine, prompt: Sequence[int], plan: Plan, params: dict) -> str:
+    """The whole draft of `prompt` under `plan` and `params`, as text."""
+    return text_of(engine, [s.token for s in steps(engine, prompt, plan, params)])
+
+
 def text_of(engine: Engine, tokens: Sequence[int]) -> str:
     """Generated tokens as the text a person reads."""
     return b"".join(engine.model.piece(t) for t in tokens).decode("utf-8", errors="replace").strip()

@@ -183,7 +183,7 @@ def _predict(engine: Engine, task: Task, name: str, case: Question, history, ada
                 "pag": lambda: f"The user's writing style: {_style_profile(engine, task, history)}\n\n"}
     prompt = methods.prompt_tokens(engine, task, case.inputs, params["max_tokens"], notes,
                                    preamble[used.context]() if used.context else "")
-    return methods.text_of(engine, [s.token for s in methods.steps(engine, prompt, plan, params)])
+    return methods.drafted(engine, prompt, plan, params)
 
 
 def _retrieved(task: Task, case: Question, history) -> str:

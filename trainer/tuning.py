@@ -64,15 +64,16 @@ def contrast_grid(family: str) -> list[tuple[float, float]]:
 
 def first_within_one_se(per_item: dict) -> object:
     """The first point (in the grid's order) whose mean is within one standard error of the
-    best's; the standard error is that of the per-item differences."""
+    best's; the standard error is that of the per-item differences. The best is always within
+    its own, so there is always one."""
     means = {point: fmean(scores) for point, scores in per_item.items()}
     top = max(means, key=means.get)
-    for point, scores in per_item.items():
-        differences = [a - b for a, b in zip(per_item[top], scores)]
-        error = stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else 0.0
-        if means[point] >= means[top] - error:
-            return point
-    return top
+
+    def error(point) -> float:
+        differences = [a - b for a, b in zip(per_item[top], per_item[point])]
+        return stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else 0.0
+
+    return next(point for point in per_item if means[point] >= means[top] - error(point))
 
 
 @dataclass
@@ -94,8 +95,11 @@ class Validator:
         """ROUGE-L of each of `items` drafted under each plan (one loaded model, prompts built once)."""
         params = methods.params(self.task.family, typical=methods.typical_length(engine, self.history))
         prompts = [methods.prompt_tokens(engine, self.task, inputs, params["max_tokens"], []) for inputs, _ in items]
-        return [[rouge(methods.text_of(engine, [s.token for s in methods.steps(engine, prompt, plan, params)]), output)[1]
-                 for prompt, (_, output) in zip(prompts, items)] for plan in plans]
+        scores = []
+        for plan in plans:
+            drafts = [methods.drafted(engine, prompt, plan, params) for prompt in prompts]
+            scores.append([rouge(draft, output)[1] for draft, (_, output) in zip(drafts, items)])
+        return scores
 
     def contrast(self, tam: Path | None, user: Path) -> dict:
         """α and τ for CoPe with the final adapter, drafted as `cope draft` plans CoPe."""
