@@ -107,6 +107,24 @@ def test_bench_train_speed_comparison_runs(tmp_path, cope_home):
     assert result["sft_speed"]["ours"]["tokens_per_s"] > 0 and result["sft_speed"]["trl_sft_defaults"]["steps"] == 1
 
 
+def test_bench_train_peaks_per_stage():
+    """Each stage's peak RSS is its own: memory a stage freed does not count against the next."""
+    from cope_local.bench.train import StagePeaks, restart_peak
+    from cope_local.progress import Progress
+
+    if not restart_peak():
+        pytest.skip("the peak counter cannot be restarted here (Linux only)")
+    peaks = StagePeaks()
+    peaks(Progress("tam", 1, 2))
+    block = b"x" * (200 << 20)  # 200 MB, resident while the TAM stage runs
+    del block
+    peaks(Progress("sft", 1, 2))
+    peaks(Progress("sft", 2, 2))
+    peaks.close()
+    assert list(peaks.peaks) == ["load", "tam", "sft"]
+    assert peaks.peaks["tam"] > peaks.peaks["sft"] + (150 << 20)
+
+
 def test_eval_on_another_model_resumes_on_it_and_refuses_a_switch(cope, cope_home, gemma_path, tmp_path):
     """`--model` drafts with a model from `cope models`; the run remembers it, so a rerun without
     the flag resumes on it, and answers of one model are never mixed with another's."""

@@ -77,6 +77,11 @@ def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list
     texts = [remembered.get(prompt) for prompt in prompts]
     cells = _cells_per_sequence(prompts, limit)
     group = max(1, min(GROUP, CELLS // (K * cells)))
+
+    def tell() -> None:
+        report(Progress("negatives", sum(1 for found in texts if len(found) == K), len(prompts)))
+
+    tell()  # the stage has started: a group of long samples can take minutes
     with Engine(model, n_threads=threads, loading=loading) as engine:
         adapters = [(engine.adapter(tam), 1.0)] if tam else []
         # Not unified: each sequence attends over its own cells only (1.4x faster for long samples).
@@ -94,7 +99,7 @@ def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list
                             if text and text not in texts[i] and len(texts[i]) < K:
                                 texts[i].append(text)
                     remembered.add([prompts[i] for i in chosen], [texts[i] for i in chosen])
-                    report(Progress("negatives", sum(1 for found in texts if len(found) == K), len(prompts)))
+                    tell()
         finally:
             ctx.close()
     return texts

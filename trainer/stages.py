@@ -167,6 +167,7 @@ class BaseTrainer:
         base_logps = negatives.Remembered(remembered and negatives.logps_file(remembered), "logps")
         unscored = [branches for *_, branches in scored if not base_logps.get(astuple(branches))]
         stats["base_scored"], done, total = len(unscored), 0, len(unscored) + len(scored)
+        report(Progress("scoring", done, total))
         for chunk in by_tokens(unscored, SCORING_TOKENS):
             base_logps.add([astuple(branches) for branches in chunk], self._logps(model, chunk, with_adapter=False).tolist())
             done += len(chunk)

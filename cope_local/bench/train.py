@@ -94,20 +94,49 @@ def reset_peak_rss() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed memory back, as a fresh process has none
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM
+    restart_peak()
+
+
+def restart_peak() -> bool:
+    """Linux: start the peak counter (VmHWM) again from the current RSS; False where it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class StagePeaks:
+    """A run's peak RSS per stage, from its progress reports: when a new stage reports, the peak
+    so far is the previous stage's (with the work between reports: loading, export, merging) and
+    the counter starts again. Empty where the counter cannot be restarted (not Linux)."""
+
+    def __init__(self):
+        self.stage, self.peaks = "load", {}
+
+    def __call__(self, progress) -> None:
+        if progress.stage != self.stage:
+            self.close()
+            self.stage = progress.stage
+
+    def close(self) -> None:
+        peak = peak_rss()
+        if restart_peak():
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), peak)
 
 
 def retrain(store: Store, profile: str, task: str, items: int, tam_items: int) -> dict:
     """One nightly `cope train` of `task` on the newest `items` of `profile`: its stages' seconds and metrics."""
     from trainer.pipeline import Job, Options
 
-    started = time.perf_counter()
-    [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items)).run([task])
+    started, peaks = time.perf_counter(), StagePeaks()
+    [outcome] = Job(store, profile, options=Options(max_items=items, tam_max_items=tam_items), report=peaks).run([task])
+    peaks.close()
     return {"items": outcome.metrics.get("items"), "status": outcome.status, "message": outcome.message,
             "stage_seconds": {k: round(v, 1) for k, v in outcome.timings.items()},
             "nightly_seconds": round(sum(v for k, v in outcome.timings.items() if k not in ("tam",)), 1),
             "total_seconds_with_tam": round(time.perf_counter() - started, 1),
+            "peak_rss_bytes_by_stage": peaks.peaks,
             "metrics": {k: v for k, v in outcome.metrics.items() if k not in ("timings", "history")}}
 
 
@@ -147,7 +176,8 @@ def run(data: Path, items: int = 300, tam_items: int = 200, trl_steps: int = 10,
                       "tam": str(tam) if tam else f"trained on {tam_items} items", **retrain(store, profile, task, items, tam_items)}
             if new_items:
                 result["next_night"] = retrain(store, profile, task, items + new_items, tam_items)
-            result["peak_rss_bytes"] = peak_rss()  # the retrains' peak, before the TRL comparison below
+            nights = [result, *([result["next_night"]] if new_items else [])]  # their peak, before the TRL comparison below
+            result["peak_rss_bytes"] = max([peak_rss(), *(p for night in nights for p in night["peak_rss_bytes_by_stage"].values())])
             if task == "headline" and trl_steps:
                 result["sft_speed"] = sft_speed(store, profile, items, trl_steps, model.path)
     return result
