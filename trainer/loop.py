@@ -17,13 +17,6 @@ from cope_local.progress import Progress, Report, ignore
 from .data import batches, by_tokens
 from .loading import Device
 
-# Padded tokens per forward pass: a batch with longer items is split into micro-batches whose
-# gradients add up (each weighted by its share of the batch's rows), so peak memory stays
-# bounded on long-form data. Measured on mpv-commit-bodies (135M model, 2 cores): the TAM stage
-# (LoRA on q,k,v,o with dropout) peaked at 4.6 GB RSS with 1024 tokens and 2.95 GB with 512, at
-# the same speed; 4096 tokens had reached 10 GB.
-MICRO_BATCH_TOKENS = 512
-
 
 @dataclass
 class Hyper:
@@ -35,6 +28,10 @@ class Hyper:
     max_grad_norm: float = 1.0
     seed: int = 0
     checkpoint_every: int = 25  # steps
+    # Padded tokens per forward pass: a batch with longer items is split into micro-batches whose
+    # gradients add up (each weighted by its share of the batch's rows), so peak memory stays
+    # bounded on long-form data (135M model, mpv-commit-bodies: 4096 tokens reached 10 GB RSS).
+    micro_batch_tokens: int = 1024
 
 
 @dataclass
@@ -77,7 +74,7 @@ def run(model, items: list, loss_fn: Callable[[list], tuple[torch.Tensor, int]],
         epoch, index = divmod(step, per_epoch)
         batch = batches(items, hyper.batch_size, hyper.seed, epoch)[index]
         loss = 0.0
-        for part in by_tokens(batch, MICRO_BATCH_TOKENS):  # gradient accumulation over micro-batches
+        for part in by_tokens(batch, hyper.micro_batch_tokens):  # gradient accumulation over micro-batches
             with device.autocast():
                 part_loss, tokens = loss_fn(part)
             (part_loss * len(part) / len(batch)).backward()
