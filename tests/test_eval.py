@@ -1,6 +1,7 @@
 """`cope eval` on a small LaMP-layout fixture written here: protocol, metrics, outputs, resume."""
 
 import json
+import mmap
 
 import pytest
 
@@ -116,8 +117,10 @@ def test_bench_train_peaks_per_stage():
         pytest.skip("the peak counter cannot be restarted here (Linux only)")
     peaks = StagePeaks()
     peaks(Progress("tam", 1, 2))
-    block = b"x" * (200 << 20)  # 200 MB, resident while the TAM stage runs
-    del block
+    block = mmap.mmap(-1, 200 << 20)  # fresh pages (malloc may reuse memory this process freed)
+    for page in range(0, len(block), mmap.PAGESIZE):
+        block[page] = 1  # resident while the TAM stage runs
+    block.close()
     peaks(Progress("sft", 1, 2))
     peaks(Progress("sft", 2, 2))
     peaks.close()
