@@ -40,6 +40,25 @@ def test_contrast_is_chosen_only_where_validation_shows_it_helps():
     assert tuning.first_within_one_se({(0.3, 0.1): [0.5]}) == (0.3, 0.1)
 
 
+def test_the_contrast_grid_reports_each_draft_and_stops_when_cancelled(lora_files):
+    from cope_local.models import embedded_model_path
+    from cope_local.progress import Cancelled
+    from cope_local.tasks import get_task
+
+    seen = []
+
+    def report(progress):
+        seen.append((progress.step, progress.total))
+        if progress.step == 2:
+            raise Cancelled("training cancelled")
+
+    items = [({"text": f"The town did thing {i} today."}, f"Town Does Thing {i}") for i in range(3)]
+    validator = tuning.Validator(embedded_model_path(), None, get_task("headline"), items, ["A Headline"], report)
+    with pytest.raises(Cancelled):
+        validator.contrast(lora_files["tam"], lora_files["user"])
+    assert seen == [(0, 39), (1, 39), (2, 39)]
+
+
 def history(n, prefix="Desk"):
     return "text,title,date\n" + "".join(
         f"\"{prefix} story {i}: the town did thing {i} today.\",{prefix} Headline {i} Is Here,2024-01-{i + 1:02d}\n"
@@ -61,9 +80,12 @@ def test_tuned_training_never_sees_the_validation_items_and_drafting_uses_its_ch
             return _real(self, model, task, rows, *args, **kwargs)
 
         monkeypatch.setattr(BaseTrainer, stage, spy)
+    seen = []
     with Store.open(ensure_home(cope_home)) as store:
-        [outcome] = Job(store, "ann", options=Options(epochs=1, tune=True)).run()
+        [outcome] = Job(store, "ann", options=Options(epochs=1, tune=True), report=seen.append).run()
         assert outcome.status == "done", outcome.message
+        drafted = [(p.step, p.total) for p in seen if p.stage == "tuning"]  # each draft is reported
+        assert drafted == [(i, 3) for i in range(4)] * len(tuning.LR_GRID) + [(i, 13 * 3) for i in range(13 * 3 + 1)]
         held_out = {w.output for w in store.writings(profile="ann")[:3]}  # the three newest
         assert held_out == {"Ann Headline 11 Is Here", "Ann Headline 10 Is Here", "Ann Headline 9 Is Here"}
         assert trained_on and not held_out & set(trained_on)

@@ -180,7 +180,7 @@ class Job:
         if self.options.tune:  # the newest items are held out: they choose, they never train
             rows, validation = tuning.split(rows)
             record = tuning.Record(workdir / "tuning.json")
-            validator = tuning.Validator(self.model.path, self.loading, task, validation, [output for _, output in rows])
+            validator = tuning.Validator(self.model.path, self.loading, task, validation, [output for _, output in rows], report)
             if not (workdir / "sft.gguf").exists():
                 record["lr"] = tuning.learning_rate(base, task, rows, spec, sft_hyper, workdir, tam_gguf, validator, record, report)
         finished = self.options.dpo and final.exists()  # DPO done: resume from its weights

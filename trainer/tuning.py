@@ -22,6 +22,7 @@ from cope_local import methods
 from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.loader import Loading
 from cope_local.evaluation import rouge
+from cope_local.progress import Progress, Report, ignore
 from cope_local.tasks import Task
 
 LR_GRID = (1e-5, 1e-4, 3e-4)
@@ -85,6 +86,7 @@ class Validator:
     task: Task
     validation: list  # (inputs, output)
     history: list[str]  # the outputs trained on, newest first: they set the typical draft length
+    report: Report = ignore
 
     def rouge_l(self, plan: Plan) -> float:
         """Mean ROUGE-L of the validation drafts under `plan`."""
@@ -92,13 +94,20 @@ class Validator:
             return fmean(self._scores(engine, [plan], self.validation)[0])
 
     def _scores(self, engine: Engine, plans: list[Plan], items: list) -> list[list[float]]:
-        """ROUGE-L of each of `items` drafted under each plan (one loaded model, prompts built once)."""
+        """ROUGE-L of each of `items` drafted under each plan (one loaded model, prompts built once),
+        reported per draft: the α/τ grid of long-form drafts takes minutes, and a report is where
+        the person's cancel takes effect."""
         params = methods.params(self.task.family, typical=methods.typical_length(engine, self.history))
         prompts = [methods.prompt_tokens(engine, self.task, inputs, params["max_tokens"], []) for inputs, _ in items]
+        total = len(plans) * len(prompts)
+        self.report(Progress("tuning", 0, total))
         scores = []
         for plan in plans:
-            drafts = [methods.drafted(engine, prompt, plan, params) for prompt in prompts]
-            scores.append([rouge(draft, output)[1] for draft, (_, output) in zip(drafts, items)])
+            row = []
+            for prompt, (_, output) in zip(prompts, items):
+                row.append(rouge(methods.drafted(engine, prompt, plan, params), output)[1])
+                self.report(Progress("tuning", len(scores) * len(prompts) + len(row), total))
+            scores.append(row)
         return scores
 
     def contrast(self, tam: Path | None, user: Path) -> dict:
