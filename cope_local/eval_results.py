@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from .errors import CopeError
-from .evaluation import chart, markdown_table, summarise
+from .evaluation import chart, markdown_table, per_user_table, summarise
 from .methods import LABELS, METHODS
 
 # What must agree between shards for their answers to form one run.
@@ -30,7 +30,8 @@ def write(out: Path, header: dict, rows: list[dict]) -> dict:
     (out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
     scores = {**header, "summary": summary, "questions": [{f: q[f] for f in SCORE_FIELDS if f in q} for q in result["questions"]]}
     (out / "scores.json").write_text(json.dumps(scores, ensure_ascii=False, indent=1))
-    (out / "results.md").write_text(markdown_table(summary, LABELS))
+    per_user = per_user_table(rows, header["test_questions"], tuple(header["settings"]["shard"]), LABELS)
+    (out / "results.md").write_text(markdown_table(summary, LABELS) + "\nROUGE-L per user:\n\n" + per_user)
     if summary:
         chart(summary, LABELS, out / "rougeL.png")
     return result

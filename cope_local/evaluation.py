@@ -156,6 +156,34 @@ def markdown_table(summary: dict, labels: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_user_table(rows: list[dict], test_questions: list[str], shard: tuple[int, int], labels: dict[str, str]) -> str:
+    """ROUGE-L per test user (numbered by rank over the whole run, never named) and method, with
+    what per-user tuning chose. `rows`: in canonical order, each with its "key" (question id, or
+    "<id>/h<i>" for an extra question)."""
+    index, count = shard
+    number = {question: index + k * count + 1 for k, question in enumerate(test_questions)}
+    scores, tuned = {}, {}
+    for row in rows:
+        question = row["key"] if row["key"] in number else row["key"].rsplit("/h", 1)[0]
+        scores.setdefault(question, {}).setdefault(row["method"], []).append(row["rougeL"])
+        if "tuned" in row:
+            tuned.setdefault(question, row["tuned"])
+    methods = list(dict.fromkeys(m for by_method in scores.values() for m in by_method))
+    extra = ["SFT lr", "α/τ"] if tuned else []
+    lines = ["| user | " + " | ".join([labels.get(m, m) for m in methods] + extra) + " |",
+             "|---" * (1 + len(methods) + len(extra)) + "|"]
+    for question in test_questions:
+        if question not in scores:
+            continue
+        cells = [f"{np.mean(scores[question][m]):.3f}".lstrip("0") if m in scores[question] else "–" for m in methods]
+        if extra:
+            chosen = tuned.get(question)
+            cells += [f"{chosen['lr']:.0e}".replace("e-0", "e-") if chosen.get("lr") else "–",
+                      "0" if not chosen.get("alpha") else f"{chosen['alpha']:g}/{chosen['tau']:g}"] if chosen else ["–", "–"]
+        lines.append(f"| {number[question]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def whiskers(summary: dict) -> dict[str, tuple[float, float]]:
     """Per method, (below, above) its mean: the 95 % CI of its difference from TAM."""
     found = {}

@@ -6,7 +6,7 @@ import mmap
 import pytest
 
 from cope_local.errors import CopeError
-from cope_local.evaluation import load, paired_bootstrap, rouge, split, summarise, text_chart
+from cope_local.evaluation import load, paired_bootstrap, per_user_table, rouge, split, summarise, text_chart
 from cope_local.tasks import get_task
 
 WORDS = ["council", "bikes", "rain", "bakery", "museum", "eggs", "robot", "library", "bridge", "owls", "zoo", "market"]
@@ -64,6 +64,20 @@ def test_rouge_and_bootstrap():
     assert cope_line.endswith("0.300")
 
 
+def test_the_per_user_table_numbers_users_by_rank_and_shows_what_tuning_chose():
+    """Shard 1/2's users are the run's 2nd and 4th; extra questions ("<id>/h<i>") count for their
+    user; α = 0 (no contrast) reads "0"; an untuned method has no settings."""
+    tuned = {"lr": 1e-4, "alpha": 0.3, "tau": 0.1}
+    rows = [{"key": "a", "method": "tam", "rougeL": 0.1}, {"key": "a/h0", "method": "tam", "rougeL": 0.2},
+            {"key": "a", "method": "cope", "rougeL": 0.3, "tuned": tuned}, {"key": "a/h0", "method": "cope", "rougeL": 0.4, "tuned": tuned},
+            {"key": "b", "method": "tam", "rougeL": 0.05}, {"key": "b", "method": "cope", "rougeL": 0.05,
+                                                            "tuned": {"lr": 3e-4, "alpha": 0.0, "tau": 0.1}}]
+    assert per_user_table(rows, ["a", "b"], (1, 2), {"tam": "TAM", "cope": "CoPe"}).splitlines() == [
+        "| user | TAM | CoPe | SFT lr | α/τ |", "|---|---|---|---|---|",
+        "| 2 | .150 | .350 | 1e-4 | 0.3/0.1 |", "| 4 | .050 | .050 | 3e-4 | 0 |"]
+    assert per_user_table(rows[:2], ["a"], (0, 1), {}).splitlines()[2] == "| 1 | .150 |"
+
+
 def test_progress_in_a_log_is_a_line_per_stage_and_per_finish(capsys):
     """Redirected to a file (no terminal), an hours-long eval or retrain still shows where it is."""
     from cope_local.cli.common import StageProgress
@@ -92,7 +106,9 @@ def test_cope_eval_end_to_end_and_resume(cope, tmp_path):
     assert all(entry["n"] == 2 for entry in saved["summary"].values())
     assert "vs_tam" in saved["summary"]["cope"] and "vs_oppu" in saved["summary"]["cope"]
     assert {q["id"] for q in saved["questions"]} == {"q3", "q3/h0"}
-    assert "| CoPe (DPO+CD) |" in (out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    assert "| CoPe (DPO+CD) |" in report and "| user | Base | RAG" in report and "\n| 1 | " in report
+    assert report in result.output
     assert (out / "rougeL.png").stat().st_size > 1000
     before = (out / "predictions.jsonl").read_text()
     assert cope(*args).exit_code == 0  # a rerun reuses adapters and predictions

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import CopeError, needs_train_extra
-from ..methods import LABELS, METHODS
+from ..methods import METHODS
 from ..tasks import registry
 from .common import StageProgress, model_info
 
@@ -55,8 +55,8 @@ def eval_command(ctx, data, task, users, max_profile, questions_per_user, method
     settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
                         shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank, tune=tune)
     with StageProgress() as progress:
-        result = run(data, out, task, settings, progress.update, tam=tam, ray=ray, model=model_info(model_name))
-    _show(result, out)
+        run(data, out, task, settings, progress.update, tam=tam, ray=ray, model=model_info(model_name))
+    _show(out)
 
 
 @eval_command.command("merge")
@@ -67,13 +67,12 @@ def merge(shards, out) -> None:
     (a folder holding only a shard's scores.json will do: the merge then has no texts from it)."""
     from ..eval_results import merge as merge_shards
 
-    _show(merge_shards(list(shards), out), out)
+    merge_shards(list(shards), out)
+    _show(out)
 
 
-def _show(result: dict, out: Path) -> None:
-    from ..evaluation import markdown_table
-
-    click.echo(markdown_table(result["summary"], LABELS))
+def _show(out: Path) -> None:
+    click.echo((out / "results.md").read_text())
     click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}, {out / 'rougeL.png'}; "
                f"without texts or names: {out / 'scores.json'}")
 
