@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from .errors import CopeError
-from .evaluation import chart, markdown_table, per_user_table, summarise
+from .evaluation import chart, markdown_table, per_user_table, question_of, summarise
 from .methods import LABELS, METHODS
 
 # What must agree between shards for their answers to form one run.
@@ -62,8 +62,8 @@ def merge(shards: list[Path], out: Path) -> dict:
     questions = _interleave([by_index[i]["test_questions"] for i in range(count)])
     rows_of = {question: [] for question in questions}
     for result in results:
-        for row in result["questions"]:  # a question's own row, or its extra ones ("<id>/h<i>")
-            rows_of[row["id"] if row["id"] in rows_of else row["id"].rsplit("/h", 1)[0]].append({**row, "key": row["id"]})
+        for row in result["questions"]:
+            rows_of[question_of(row["id"], rows_of)].append({**row, "key": row["id"]})
     header = {**first, "users": len(questions), "test_questions": questions, "settings": {**first["settings"], "shard": [0, 1]}}
     del header["summary"], header["questions"]
     out.mkdir(parents=True, exist_ok=True)

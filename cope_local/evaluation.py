@@ -156,6 +156,11 @@ def markdown_table(summary: dict, labels: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def question_of(key: str, questions) -> str:
+    """The test question an answer's key belongs to: itself, or "<id>" of an extra "<id>/h<i>"."""
+    return key if key in questions else key.rsplit("/h", 1)[0]
+
+
 def per_user_table(rows: list[dict], test_questions: list[str], shard: tuple[int, int], labels: dict[str, str]) -> str:
     """ROUGE-L per test user (numbered by rank over the whole run, never named) and method, with
     what per-user tuning chose. `rows`: in canonical order, each with its "key" (question id, or
@@ -164,7 +169,7 @@ def per_user_table(rows: list[dict], test_questions: list[str], shard: tuple[int
     number = {question: index + k * count + 1 for k, question in enumerate(test_questions)}
     scores, tuned = {}, {}
     for row in rows:
-        question = row["key"] if row["key"] in number else row["key"].rsplit("/h", 1)[0]
+        question = question_of(row["key"], number)
         scores.setdefault(question, {}).setdefault(row["method"], []).append(row["rougeL"])
         if "tuned" in row:
             tuned.setdefault(question, row["tuned"])
