@@ -7,6 +7,7 @@ measures exactly what users get.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,9 @@ MIN_SHARE = {"lamp": 0.0, "longlamp": 0.7}
 # Not the paper's either: a long-form draft never repeats a run of 4 tokens. The penalty alone
 # cannot stop CoPe's loops: it acts inside V_head, and a head of one token has no other choice.
 NO_REPEAT = {"lamp": 0, "longlamp": 4}
+# Not the paper's: a headline or title is one line, so its draft ends at the first line break
+# after some text; the embedded model otherwise runs on into hashtags up to the limit.
+ONE_LINE = {"lamp": True, "longlamp": False}
 TYPICAL_ITEMS = 50
 
 
@@ -82,8 +86,8 @@ def params(family: str, tuned: dict | None = None, typical: int | None = None, *
     method picks by: log p for plain decoding, the contrast score for CoPe (engine.decoding)."""
     defaults = FAMILY_DEFAULTS[family]
     least = min(int(MIN_SHARE[family] * typical), defaults["max_tokens"] // 2) if typical else 0
-    result = {**defaults, "min_tokens": least, "no_repeat": NO_REPEAT[family], "temperature": 0.0, "top_p": 1.0,
-              "seed": None}
+    result = {**defaults, "min_tokens": least, "no_repeat": NO_REPEAT[family], "one_line": ONE_LINE[family],
+              "temperature": 0.0, "top_p": 1.0, "seed": None}
     result.update({k: tuned[k] for k in ("alpha", "tau") if tuned and k in tuned})
     result.update({k: v for k, v in overrides.items() if v is not None})
     return result
@@ -159,8 +163,28 @@ def prompt_tokens(engine: Engine, task: Task, inputs: dict[str, str], max_tokens
 def steps(engine: Engine, prompt: Sequence[int], plan: Plan, params: dict, **controls) -> Iterator[Step]:
     """Generate under `params` (sampling, penalty and stop rules); `controls`: cancel, schedule."""
     sampling = Sampling(params["temperature"], params["top_p"], params["penalty"])
-    return engine.generate(prompt, plan, params["max_tokens"], sampling, seed=params["seed"],
-                           min_tokens=params["min_tokens"], no_repeat=params["no_repeat"], **controls)
+    stream = engine.generate(prompt, plan, params["max_tokens"], sampling, seed=params["seed"],
+                             min_tokens=params["min_tokens"], no_repeat=params["no_repeat"], **controls)
+    return until_line_break(stream) if params["one_line"] else stream
+
+
+def until_line_break(stream: Iterator[Step]) -> Iterator[Step]:
+    """The steps up to the first line break after some text. A token that holds the break keeps
+    its text before it ("?\n" from a Llama-3 tokenizer); generation stops there."""
+    written = ""
+    with closing(stream):  # frees the engine at once, not when the generator is collected
+        for step in stream:
+            written += step.text
+            if "\n" in written.lstrip():
+                if step.text.split("\n", 1)[0].strip():
+                    yield step
+                return
+            yield step
+
+
+def first_line(text: str) -> str:
+    """A sampled text as a one-line task's draft would end (until_line_break, on text)."""
+    return text.strip().split("\n", 1)[0].strip()
 
 
 def drafted(engine: Engine, prompt: Sequence[int], plan: Plan, params: dict) -> str:

@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 from test_engine_exact import prompt_tokens
 
+from cope_local import methods
 from cope_local.bench.fixtures import ARTICLES
 from cope_local.engine.decoding import Sampling
-from cope_local.engine.engine import Engine, NgramBlock, Plan
+from cope_local.engine.engine import Engine, NgramBlock, Plan, Step
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import sample_continuations, score_continuations
 from cope_local.errors import CopeError
 from cope_local.gguf.header import read_header
 from cope_local.gguf.lora import write_lora_gguf
 from cope_local.models import embedded_model_path
+from cope_local.prompts import render_chat
 
 
 def cope_plan(lora_files):
@@ -45,6 +47,37 @@ def test_each_step_says_why_the_token_was_chosen(engine, lora_files):
         else:
             assert step.choice.user_top == step.token
     assert "".join(s.text for s in steps).strip()
+
+
+def test_a_one_line_task_stops_at_the_first_line_break(engine):
+    """A headline ends with its line (the embedded model otherwise runs on into hashtags); a
+    long-form draft goes on past line breaks."""
+    messages = [{"role": "user", "content": "List three fruits, one per line."}]
+    prompt, plan = engine.tokenize_prompt(render_chat(engine.model.chat_template(), messages)), Plan(user=())
+    full = [s.token for s in engine.generate(prompt, plan, 40)]
+    lines = methods.text_of(engine, full).split("\n")
+    assert len(lines) > 1 and lines[0].strip()  # the model does write several lines here
+    one_line = [s.token for s in methods.steps(engine, prompt, plan, methods.params("lamp", max_tokens=40))]
+    assert one_line == full[:len(one_line)] and methods.text_of(engine, one_line) == lines[0].strip()
+    long_form = methods.params("longlamp", max_tokens=40, penalty=1.0, no_repeat=0)
+    assert [s.token for s in methods.steps(engine, prompt, plan, long_form)] == full
+
+
+@pytest.mark.parametrize("pieces, kept", [
+    (["\n", "Rain", " again", "\n", "#Rain"], ["\n", "Rain", " again"]),  # a leading break does not end it
+    (["Why", "?\n", "#Rain"], ["Why", "?\n"]),  # a token holding the break keeps its text before it
+    (["Why", "\n#", "Rain"], ["Why"]),
+])
+def test_the_line_break_rule_on_pieces(pieces, kept):
+    closed = []
+
+    def stream():
+        try:
+            yield from (Step(i, piece, None) for i, piece in enumerate(pieces))
+        finally:
+            closed.append(True)
+
+    assert [s.text for s in methods.until_line_break(stream())] == kept and closed == [True]
 
 
 @pytest.mark.parametrize("contrast", [False, True])

@@ -82,7 +82,7 @@ def test_negatives_are_sampled_again_until_k_distinct(monkeypatch, engine):
         return [[samples[0]] * k for samples in drawn] if len(rounds) == 1 else drawn
 
     monkeypatch.setattr(negatives, "sample_continuations", duplicated_first_round)
-    texts = negatives.sample(embedded_model_path(), None, None, _prompts(engine, 3), 8, 1, np.random.default_rng(0),
+    texts = negatives.sample(embedded_model_path(), None, None, _prompts(engine, 3), 8, False, 1, np.random.default_rng(0),
                              negatives.Remembered(None), lambda p: None)
     assert len(rounds) >= 2 and all(len(found) == negatives.K == len(set(found)) for found in texts)
 
@@ -94,10 +94,10 @@ def test_negatives_already_drawn_from_this_base_are_not_sampled_again(monkeypatc
     monkeypatch.setattr(negatives, "sample_continuations",
                         lambda ctx, prompts, *rest: sampled.append(len(prompts)) or real(ctx, prompts, *rest))
     prompts = _prompts(engine, 3)
-    file = negatives.remembered_file(tmp_path, embedded_model_path(), None, 8)
+    file = negatives.remembered_file(tmp_path, embedded_model_path(), None, 8, False)
 
     def draw(count):
-        return negatives.sample(embedded_model_path(), None, None, prompts[:count], 8, 1, np.random.default_rng(0),
+        return negatives.sample(embedded_model_path(), None, None, prompts[:count], 8, False, 1, np.random.default_rng(0),
                                 negatives.Remembered(file), lambda p: None)
 
     first = draw(2)
@@ -107,7 +107,19 @@ def test_negatives_already_drawn_from_this_base_are_not_sampled_again(monkeypatc
     with file.open("a") as handle:
         handle.write('{"key": "cut sho')  # a line cut by a kill
     assert draw(3) == again and sampled == [2, 1]
-    assert file != negatives.remembered_file(tmp_path, embedded_model_path(), None, 9)  # another limit: another file
+    assert file != negatives.remembered_file(tmp_path, embedded_model_path(), None, 9, False)  # another limit: another file
+    assert file != negatives.remembered_file(tmp_path, embedded_model_path(), None, 8, True)  # another line rule too
+
+
+def test_negatives_of_a_one_line_task_end_at_the_first_line(engine):
+    """Negatives are what π_base would draft: for a headline, its first line."""
+    def draw(one_line):
+        return negatives.sample(embedded_model_path(), None, None, _prompts(engine, 4), 60, one_line, 1,
+                                np.random.default_rng(0), negatives.Remembered(None), lambda p: None)
+
+    assert any("\n" in text for found in draw(False) for text in found)  # whole samples do run on
+    texts = draw(True)
+    assert all(found and all(text and "\n" not in text for text in found) for found in texts)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cope_local.methods import FAMILY_DEFAULTS, fit_prompt, prompt_budget
+from cope_local.methods import FAMILY_DEFAULTS, ONE_LINE, fit_prompt, prompt_budget
 from cope_local.prompts import render_prompt
 from cope_local.tasks import Task
 
@@ -65,6 +65,11 @@ class Encoder:
 def limit(task: Task) -> int:
     """How many tokens a draft of this task may have (the family's drafting limit)."""
     return FAMILY_DEFAULTS[task.family]["max_tokens"]
+
+
+def one_line(task: Task) -> bool:
+    """Whether a draft of this task ends at its first line break."""
+    return ONE_LINE[task.family]
 
 
 def by_tokens(items: list, budget: int, size=None) -> list[list]:

@@ -1,5 +1,6 @@
 """Best-of-K candidates for DPO: K distinct samples of each item from π_base (T=1, top-p .95),
-drawn with llama.cpp until end-of-text or the drafting limit, and remembered per π_base so that a
+drawn with llama.cpp until end-of-text or the drafting limit (a one-line task's: to its first
+line, as its drafts end), and remembered per π_base so that a
 nightly retrain samples only the items it has not sampled before (π_base does not change between
 nights; which sample is the negative is decided afresh by the new π_user)."""
 
@@ -59,9 +60,10 @@ class Remembered:
                     handle.write(json.dumps({"key": self.key(item), self.field: value}, ensure_ascii=False) + "\n")
 
 
-def remembered_file(folder: Path, base: Path, tam: Path | None, limit: int) -> Path:
-    """Where the samples of π_base = `base` + `tam` at this limit are kept, in `folder`."""
+def remembered_file(folder: Path, base: Path, tam: Path | None, limit: int, one_line: bool) -> Path:
+    """Where the samples of π_base = `base` + `tam` at this limit (and line rule) are kept, in `folder`."""
     identity = [fingerprint(base), fingerprint(tam) if tam else None, K, limit, SAMPLING.temperature, SAMPLING.top_p]
+    identity += ["one line"] if one_line else []  # earlier files (whole samples) keep their names
     return folder / f"samples-{hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]}.jsonl"
 
 
@@ -71,7 +73,7 @@ def logps_file(samples: Path) -> Path:
 
 
 def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list[list[int]], limit: int,
-           threads: int, rng: np.random.Generator, remembered: Remembered, report: Report) -> list[list[str]]:
+           one_line: bool, threads: int, rng: np.random.Generator, remembered: Remembered, report: Report) -> list[list[str]]:
     """K distinct non-empty sample texts per prompt, several prompts per llama.cpp batch; those
     that de-duplication leaves short of K are sampled again (a few rounds)."""
     texts = [remembered.get(prompt) for prompt in prompts]
@@ -96,6 +98,7 @@ def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list
                     for i, samples in zip(chosen, drawn):
                         for tokens, _ in samples:
                             text = methods.text_of(engine, tokens)
+                            text = methods.first_line(text) if one_line else text
                             if text and text not in texts[i] and len(texts[i]) < K:
                                 texts[i].append(text)
                     remembered.add([prompts[i] for i in chosen], [texts[i] for i in chosen])

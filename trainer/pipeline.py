@@ -29,7 +29,7 @@ from cope_local.store import Store, utc_now
 from cope_local.tasks import Task, get_task
 
 from . import negatives, tuning
-from .data import collate, limit, response_logprobs
+from .data import collate, limit, one_line, response_logprobs
 from .stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, BaseTrainer, LoraSpec, with_overrides
 
 MIN_ITEMS = 8
@@ -197,7 +197,8 @@ class Job:
             t = time.perf_counter()
             if (workdir / "negatives.json").exists():
                 metrics["resumed"].append("negatives")
-            remembered = negatives.remembered_file(workdir.parent, self.model.path, tam_gguf, limit(task))
+            remembered = negatives.remembered_file(workdir.parent, self.model.path, tam_gguf, limit(task),
+                                                     one_line(task))
             pairs, stats = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json", report=report,
                                                remembered=remembered)
             timings["negatives"] = time.perf_counter() - t

@@ -32,6 +32,7 @@ from .data import (
     collate_branches,
     length,
     limit,
+    one_line,
     response_logprobs,
     response_loss,
 )
@@ -162,7 +163,7 @@ class BaseTrainer:
         started = time.perf_counter()
         stats = {"sampled": sum(len(known.get(prompt)) < negatives.K for prompt in prompts)}
         with self.sampling_model(out_file.parent) as path:  # its verdict is the base model's
-            samples = negatives.sample(path, tam_gguf, self.loading, prompts, limit(task), cpu_threads(),
+            samples = negatives.sample(path, tam_gguf, self.loading, prompts, limit(task), one_line(task), cpu_threads(),
                                        np.random.default_rng(seed), known, report)
         stats["sampling_seconds"], started = round(time.perf_counter() - started, 1), time.perf_counter()
         scored = [(inputs, [output, *texts], self.encoder.branches(task, inputs, [output, *texts]))
