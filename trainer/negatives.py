@@ -1,8 +1,8 @@
 """Best-of-K candidates for DPO: K distinct samples of each item from π_base (T=1, top-p .95),
 drawn with llama.cpp until end-of-text or the drafting limit (a one-line task's: to its first
-line, as its drafts end), and remembered per π_base so that a
-nightly retrain samples only the items it has not sampled before (π_base does not change between
-nights; which sample is the negative is decided afresh by the new π_user)."""
+line, as its drafts end), and remembered per π_base so that a nightly retrain samples only the
+items it has not sampled before (π_base does not change between nights; which sample is the
+negative is decided afresh by the new π_user)."""
 
 from __future__ import annotations
 
