@@ -122,14 +122,18 @@ class Model:
     @functools.cached_property
     def chunk_invariant(self) -> bool:
         """Whether a prompt decoded in two chunks gives the very logits of one batch. Measured
-        once: llama.cpp's kernels differ by batch size for some weight types and buffer layouts
-        (Gemma 3 Q4_K_M: yes; SmolLM2 Q4_1: no, for chunks of >= MIN_CHUNK)."""
-        tokens = self.tokenize(" ".join(["the quick brown fox jumps over a lazy dog"] * 6))[:45]
-        whole = Context(self, [], n_ctx=256)
+        once: llama.cpp's kernels differ by batch size for some weight types, buffer layouts and
+        CPUs (Gemma 3 Q4_K_M: chunks under 8 tokens, or almost any split with repacked weights;
+        SmolLM2 Q4_1 on an AMX Xeon, plain buffers: any batch of 64 tokens or more). So the probe
+        is as long as real prompts and splits them as drafting does (short and long prefixes)."""
+        text = " ".join(["the quick brown fox jumps over a lazy dog"] * 20)
+        tokens = self.tokenize(text)[:PROBE_TOKENS]
+        whole = Context(self, [], n_ctx=2 * PROBE_TOKENS)
         try:
             whole.decode(tokens)
             expected = whole.logits().copy()
-            for cut in (MIN_CHUNK + 1, MIN_CHUNK + 5):  # repacked weights go in blocks of 4 and 8 rows
+            # repacked weights go in blocks of 4 and 8 rows; larger batches may take other kernels
+            for cut in (MIN_CHUNK + 1, MIN_CHUNK + 5, 40, PROBE_TOKENS // 2, PROBE_TOKENS - MIN_CHUNK - 1):
                 whole.clear()
                 whole.decode(tokens[:cut])
                 whole.decode(tokens[cut:])
@@ -188,6 +192,7 @@ class LoraAdapter:
 
 
 MIN_CHUNK = 8  # the fewest prompt tokens llama.cpp is given in one batch (see Context.start)
+PROBE_TOKENS = 160  # Model.chunk_invariant's prompt: past the batch sizes where kernels change
 
 
 class Context:
@@ -246,7 +251,7 @@ class Context:
         (>= MIN_CHUNK).
 
         llama.cpp's logits depend on how tokens were batched: small batches take other kernels
-        than large ones (SmolLM2 Q4_1: only n=1 differs; Gemma 3 Q4_K_M: every n < 8), and a
+        than large ones (SmolLM2 Q4_1: n=1, and on an AMX Xeon n >= 64; Gemma 3 Q4_K_M: n < 8), and a
         cache cut back with llama_memory_seq_rm changes later results too (all measured). So a
         prompt is always decoded in chunks of >= MIN_CHUNK tokens, into a cache that is fresh or
         restored from a snapshot of the prefix shared with the previous prompt (system prompt +
