@@ -1,3 +1,3 @@
-from .cli import main
+from cope_local.cli import main
 
 main()

@@ -11,13 +11,17 @@ _guard.loader.exec_module(importlib.util.module_from_spec(_guard))
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from cope_local import adapter_registry, database, keys  # noqa: E402
-from cope_local.bench.fixtures import random_lora  # noqa: E402
 from cope_local.cli import cli  # noqa: E402
 from cope_local.engine.engine import Engine  # noqa: E402
 from cope_local.home import ensure_home  # noqa: E402
-from cope_local.models import embedded, embedded_model_path  # noqa: E402
-from cope_local.store import Store  # noqa: E402
+from cope_local.jobs.bench_fixtures import random_lora  # noqa: E402
+from cope_local.store import (  # noqa: E402
+    adapter_registry,
+    keys,
+    sqlcipher,  # noqa: E402
+)
+from cope_local.store.database import Store  # noqa: E402
+from cope_local.store.models import embedded, embedded_model_path  # noqa: E402
 
 # The environment every test and every `cope` subprocess runs in (subprocesses inherit it):
 # - every store is encrypted with a key kept in a file-backed test keyring they all share;
@@ -44,7 +48,7 @@ def no_network_attempts():
 
 def raw_connection(db_path, key_of=None):
     """A plain DB-API connection to an encrypted store (or a backup of `key_of`), for checks below the Store API."""
-    return database.connect(db_path, keys.database_key(key_of or db_path, new=False))
+    return sqlcipher.connect(db_path, keys.database_key(key_of or db_path, new=False))
 
 
 def dump(db_path) -> list:
@@ -112,7 +116,7 @@ def register_adapters(store, profile_id, task, files):
 
 @pytest.fixture(scope="session")
 def gemma_path(tmp_path_factory):
-    from cope_local.packaged_models import PACKAGED, assemble
+    from cope_local.store.packaged_models import PACKAGED, assemble
 
     packaged = PACKAGED["gemma3-270m"]
     if not packaged.installed:

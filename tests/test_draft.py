@@ -6,7 +6,7 @@ import pytest
 from conftest import register_adapters
 
 from cope_local.home import ensure_home
-from cope_local.store import Store
+from cope_local.store.database import Store
 
 ARTICLE = "text=The city council voted on Tuesday to build protected bike lanes on Main Street."
 

@@ -1,13 +1,12 @@
 """Engine behaviour with the real model: streaming, cancel, sampling, and bad files."""
 
-import threading
-
 import numpy as np
 import pytest
 from test_engine_exact import prompt_tokens
 
-from cope_local import methods
-from cope_local.bench.fixtures import ARTICLES
+from cope_local.drafting.draft import generate, text_of, until_line_break
+from cope_local.drafting.prompts import render_chat
+from cope_local.drafting.settings import for_family
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine, NgramBlock, Plan, Step
 from cope_local.engine.llama import Context
@@ -15,8 +14,9 @@ from cope_local.engine.sampling import sample_continuations, score_continuations
 from cope_local.errors import CopeError
 from cope_local.gguf.header import read_header
 from cope_local.gguf.lora import write_lora_gguf
-from cope_local.models import embedded_model_path
-from cope_local.prompts import render_chat
+from cope_local.jobs.bench_fixtures import ARTICLES
+from cope_local.progress import Cancel
+from cope_local.store.models import embedded_model_path
 
 
 def cope_plan(lora_files):
@@ -26,7 +26,7 @@ def cope_plan(lora_files):
 def test_streaming_cancel_then_the_next_draft_is_unaffected(engine, lora_files):
     prompt, plan = prompt_tokens(engine, ARTICLES[2]), cope_plan(lora_files)
     full = [s.token for s in engine.generate(prompt, plan, 20)]
-    cancel, seen = threading.Event(), []
+    cancel, seen = Cancel(), []
     for step in engine.generate(prompt, plan, 20, cancel=cancel):
         seen.append(step.token)
         if len(seen) == 3:
@@ -55,12 +55,12 @@ def test_a_one_line_task_stops_at_the_first_line_break(engine):
     messages = [{"role": "user", "content": "List three fruits, one per line."}]
     prompt, plan = engine.tokenize_prompt(render_chat(engine.model.chat_template(), messages)), Plan(user=())
     full = [s.token for s in engine.generate(prompt, plan, 40)]
-    lines = methods.text_of(engine, full).split("\n")
+    lines = text_of(engine, full).split("\n")
     assert len(lines) > 1 and lines[0].strip()  # the model does write several lines here
-    one_line = [s.token for s in methods.steps(engine, prompt, plan, methods.params("lamp", max_tokens=40))]
-    assert one_line == full[:len(one_line)] and methods.text_of(engine, one_line) == lines[0].strip()
-    long_form = methods.params("longlamp", max_tokens=40, penalty=1.0, no_repeat=0)
-    assert [s.token for s in methods.steps(engine, prompt, plan, long_form)] == full
+    one_line = [s.token for s in generate(engine, prompt, plan, for_family("lamp", max_tokens=40))]
+    assert one_line == full[:len(one_line)] and text_of(engine, one_line) == lines[0].strip()
+    long_form = for_family("longlamp", max_tokens=40, penalty=1.0, no_repeat=0)
+    assert [s.token for s in generate(engine, prompt, plan, long_form)] == full
 
 
 @pytest.mark.parametrize("pieces, kept", [
@@ -77,7 +77,7 @@ def test_the_line_break_rule_on_pieces(pieces, kept):
         finally:
             closed.append(True)
 
-    assert [s.text for s in methods.until_line_break(stream())] == kept and closed == [True]
+    assert [s.text for s in until_line_break(stream())] == kept and closed == [True]
 
 
 @pytest.mark.parametrize("contrast", [False, True])
@@ -223,9 +223,9 @@ def test_a_model_closes_the_contexts_and_adapters_made_on_it_first(lora_files):
 
 def test_bench_decode_reports_every_schedule_and_what_the_machine_allows():
     """`cope bench decode` end to end at its smallest (its numbers go to docs/benchmarks.md)."""
-    from cope_local.bench import decode
+    from cope_local.jobs import bench_decode
 
-    result = decode.run(n_prompts=1, max_tokens=4, rounds=1, hf=False)
+    result = bench_decode.run(n_prompts=1, max_tokens=4, rounds=1)
     assert {"greedy_user", "cope_naive", "cope_optimized"} <= set(result["buffers"]["by_mode"]["plain"])
     assert result["two_decodes_at_once"]["two_vs_one"] > 0
     assert result["memory"]["two_contexts"]["process_bytes"] > result["memory"]["one_context"]["process_bytes"]

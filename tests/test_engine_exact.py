@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from reference_cope import reference_generate
 
-from cope_local.bench.fixtures import ARTICLES
+from cope_local.drafting.prompts import render_prompt
+from cope_local.drafting.tasks import get_task
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import BasePacing, Plan
 from cope_local.engine.llama import Context
-from cope_local.prompts import render_prompt
-from cope_local.tasks import get_task
+from cope_local.jobs.bench_fixtures import ARTICLES
 
 MAX_TOKENS = 24
 

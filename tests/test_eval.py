@@ -5,9 +5,12 @@ import mmap
 
 import pytest
 
+from cope_local.drafting.tasks import get_task
 from cope_local.errors import CopeError
-from cope_local.evaluation import load, paired_bootstrap, per_user_table, rouge, split, summarise, text_chart
-from cope_local.tasks import get_task
+from cope_local.eval.data import load
+from cope_local.eval.metrics import paired_bootstrap, rouge
+from cope_local.eval.protocol import Settings, ranks, split
+from cope_local.eval.reports import per_user_table, summarise, text_chart
 
 WORDS = ["council", "bikes", "rain", "bakery", "museum", "eggs", "robot", "library", "bridge", "owls", "zoo", "market"]
 
@@ -32,9 +35,20 @@ def test_load_and_the_test_user_split(tmp_path):
     assert task.name == "headline"
     assert questions[0].inputs == {"text": "News about the council today."}
     assert questions[0].gold == "The Council Story Today"
-    test, others = split(questions, 2)
+    test, others = split(questions, Settings(users=2))
     assert [q.user for q in test] == ["writer3", "writer2"]  # the longest histories
     assert len(others) == 2
+
+
+def test_folds_and_skip_choose_the_test_users_and_everyone_else_trains_the_tam(tmp_path):
+    """--skip leaves out an earlier run's users; fold k/n tests every n-th of the rest from k, and
+    the other folds' users (and the skipped ones) are the TAM's corpus."""
+    _, questions = load(write_lamp(tmp_path / "lamp"))  # writer3, writer2, writer1, writer0 by length
+    test, others = split(questions, Settings(users=3, skip=1, fold=(1, 2)))
+    assert [q.user for q in test] == ["writer1"] and [q.user for q in others] == ["writer3", "writer2", "writer0"]
+    test, others = split(questions, Settings(users=3, skip=1, fold=(0, 2)))
+    assert [q.user for q in test] == ["writer2", "writer0"] and [q.user for q in others] == ["writer3", "writer1"]
+    assert ranks(["b", "d"], {"skip": 1, "fold": [0, 2], "shard": [0, 1]}) == {"b": 2, "d": 4}
 
 
 def test_malformed_eval_data_is_named(tmp_path):
@@ -59,9 +73,36 @@ def test_rouge_and_bootstrap():
     rows = [{"key": k, "method": m, "rouge1": v, "rougeL": v} for k in "abc" for m, v in (("tam", 0.2), ("cope", 0.3))]
     summary = summarise(rows, ["tam", "cope"])
     assert summary["cope"]["vs_tam"]["diff"] == pytest.approx(0.1)
+    assert summary["cope"]["vs_tam"]["by_user"]["diff"] == pytest.approx(0.1)
     tam_line, cope_line = text_chart(summary, {"tam": "TAM", "cope": "CoPe"}, width=31).splitlines()
     assert tam_line.count("█") == 20 and cope_line.count("█") == 30  # one scale: 0.2 vs 0.3
     assert cope_line.endswith("0.300")
+
+
+def test_one_user_carrying_the_whole_gain_is_not_significant_by_user():
+    """Ten users, five questions each; one user gains .5 on every question, the others nothing
+    (±.01). Resampling questions puts the gain beyond noise; resampling users, as the adapters
+    are per user, does not, and the Wilcoxon test on per-user means does not either."""
+    rows = []
+    for user in range(10):
+        for question in range(5):
+            key = str(user) if question == 0 else f"{user}/h{question - 1}"
+            gain = 0.5 if user == 0 else (0.01 if (user + question) % 2 else -0.01)
+            rows += [{"key": key, "method": "tam", "rouge1": 0.2, "rougeL": 0.2},
+                     {"key": key, "method": "cope", "rouge1": 0.2, "rougeL": 0.2 + gain}]
+    versus = summarise(rows, ["tam", "cope"], [str(u) for u in range(10)])["cope"]["vs_tam"]
+    assert versus["ci95"][0] > 0  # by question: "significant"
+    by_user = versus["by_user"]
+    assert by_user["users"] == 10 and by_user["ci95"][0] < 0 < by_user["ci95"][1]
+    assert by_user["diff"] == pytest.approx(versus["diff"]) and by_user["wilcoxon_p"] > 0.05
+
+
+def test_wilcoxon_signed_rank_matches_the_exact_distribution():
+    from cope_local.eval.metrics import wilcoxon_signed_rank
+
+    assert wilcoxon_signed_rank([1, 2, 3, 4, 5]) == pytest.approx(2 / 32)  # all 32 sign patterns, two-sided
+    assert wilcoxon_signed_rank([1, -2, 3, -4, 5, 6, 7, -8, 9, 10]) == pytest.approx(0.193359375)  # W- = 14
+    assert wilcoxon_signed_rank([0.0, 0.0]) == 1.0
 
 
 def test_the_per_user_table_numbers_users_by_rank_and_shows_what_tuning_chose():
@@ -72,10 +113,10 @@ def test_the_per_user_table_numbers_users_by_rank_and_shows_what_tuning_chose():
             {"key": "a", "method": "cope", "rougeL": 0.3, "tuned": tuned}, {"key": "a/h0", "method": "cope", "rougeL": 0.4, "tuned": tuned},
             {"key": "b", "method": "tam", "rougeL": 0.05}, {"key": "b", "method": "cope", "rougeL": 0.05,
                                                             "tuned": {"lr": 3e-4, "alpha": 0.0, "tau": 0.1}}]
-    assert per_user_table(rows, ["a", "b"], (1, 2), {"tam": "TAM", "cope": "CoPe"}).splitlines() == [
+    assert per_user_table(rows, ranks(["a", "b"], {"shard": [1, 2]}), {"tam": "TAM", "cope": "CoPe"}).splitlines() == [
         "| user | TAM | CoPe | SFT lr | α/τ |", "|---|---|---|---|---|",
         "| 2 | .150 | .350 | 1e-4 | 0.3/0.1 |", "| 4 | .050 | .050 | 3e-4 | 0 |"]
-    assert per_user_table(rows[:2], ["a"], (0, 1), {}).splitlines()[2] == "| 1 | .150 |"
+    assert per_user_table(rows[:2], ranks(["a"], {"shard": [0, 1]}), {}).splitlines()[2] == "| 1 | .150 |"
 
 
 def test_progress_in_a_log_is_a_line_per_stage_and_per_finish(capsys):
@@ -118,7 +159,7 @@ def test_cope_eval_end_to_end_and_resume(cope, tmp_path):
 @pytest.mark.slow
 def test_bench_train_speed_comparison_runs(tmp_path, cope_home):
     """`cope bench train --speed-only` end to end on a tiny LaMP folder (our SFT loop vs TRL's)."""
-    from cope_local.bench import train
+    from trainer import bench_train as train
 
     result = train.run(write_lamp(tmp_path / "lamp", users=2, items=10), items=8, trl_steps=1, speed_only=True)
     assert result["sft_speed"]["ours"]["tokens_per_s"] > 0 and result["sft_speed"]["trl_sft_defaults"]["steps"] == 1
@@ -126,8 +167,8 @@ def test_bench_train_speed_comparison_runs(tmp_path, cope_home):
 
 def test_bench_train_peaks_per_stage():
     """Each stage's peak RSS is its own: memory a stage freed does not count against the next."""
-    from cope_local.bench.train import StagePeaks, restart_peak
     from cope_local.progress import Progress
+    from trainer.bench_train import StagePeaks, restart_peak
 
     if not restart_peak():
         pytest.skip("the peak counter cannot be restarted here (Linux only)")
@@ -148,8 +189,8 @@ def test_eval_on_another_model_resumes_on_it_and_refuses_a_switch(cope, cope_hom
     """`--model` drafts with a model from `cope models`; the run remembers it, so a rerun without
     the flag resumes on it, and answers of one model are never mixed with another's."""
     from cope_local.home import ensure_home
-    from cope_local.models import add, inspect
-    from cope_local.store import Store
+    from cope_local.store.database import Store
+    from cope_local.store.models import add, inspect
 
     with Store.open(ensure_home(cope_home)) as store:
         add(store, gemma_path, "gemma3-270m")

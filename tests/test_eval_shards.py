@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cope_local.errors import CopeError
-from cope_local.eval_results import _interleave, merge
+from cope_local.eval.results import _interleave, merge
 
 pytest.importorskip("transformers")
 
@@ -22,6 +22,36 @@ ARGS = ["--users", "3", "--questions-per-user", "2", "--methods", "base,tam", "-
 
 def test_shards_are_put_back_in_one_machine_order():
     assert _interleave([["a", "c", "e"], ["b", "d"]]) == ["a", "b", "c", "d", "e"]
+
+
+def scores_of(folder: Path, fold: tuple, shard: tuple, users: list[str], tam: str, **changed) -> Path:
+    """A shard's scores.json as `cope eval` writes it (TAM and CoPe answers, one question a user)."""
+    settings = {"users": 4, "methods": ["tam", "cope"], "shard": list(shard), "fold": list(fold), "seed": 0, **changed}
+    rows = [{"id": u, "method": m, "rouge1": v, "rougeL": v} for u in users for m, v in (("tam", 0.1), ("cope", 0.2))]
+    folder.mkdir(parents=True)
+    (folder / "scores.json").write_text(json.dumps({
+        "data_fingerprint": "d", "task": "headline", "model": "m", "tams": [{"fold": list(fold), "fingerprints": [tam]}],
+        "users": len(users), "test_questions": users, "settings": settings, "questions": rows}))
+    return folder
+
+
+def test_folds_merge_into_one_run_in_rank_order_naming_each_folds_tam(tmp_path):
+    """Fold k/2 tests the users k, k+2 (by rank); shard i/2 of a fold every 2nd of those. The
+    merge puts all back in rank order and names each fold's TAM, warning where one fold's shards
+    used two."""
+    parts = [scores_of(tmp_path / "f0s0", (0, 2), (0, 2), ["u1"], "tamA"), scores_of(tmp_path / "f0s1", (0, 2), (1, 2), ["u3"], "tamA"),
+             scores_of(tmp_path / "f1s0", (1, 2), (0, 2), ["u2"], "tamB"), scores_of(tmp_path / "f1s1", (1, 2), (1, 2), ["u4"], "tamC")]
+    merged = merge(parts, tmp_path / "merged")
+    assert merged["test_questions"] == ["u1", "u2", "u3", "u4"] and merged["summary"]["cope"]["vs_tam"]["by_user"]["users"] == 4
+    assert merged["tams"] == [{"fold": [0, 2], "fingerprints": ["tamA"]}, {"fold": [1, 2], "fingerprints": ["tamB", "tamC"]}]
+    text = (tmp_path / "merged" / "results.md").read_text()
+    assert "fold 0/2: TAM tamA, seed 0\n" in text and "fold 1/2: TAM tamB, tamC, seed 0 — its shards used 2 different TAMs" in text
+    assert "| 4 |" in text.split("ROUGE-L per user:")[1]  # numbered by rank over the whole run
+    with pytest.raises(CopeError, match="shard\\(s\\) 1/2 of fold 1/2 missing"):
+        merge(parts[:3], tmp_path / "m2")
+    other = scores_of(tmp_path / "seeded", (1, 2), (1, 2), ["u4"], "tamC", seed=3)
+    with pytest.raises(CopeError, match="different seed: 3 vs 0"):
+        merge([*parts[:3], other], tmp_path / "m3")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +116,8 @@ def test_merge_and_tam_refuse_what_is_not_one_run(runs, tmp_path, cope_home):
     (changed / "results.json").write_text(json.dumps(result))
     with pytest.raises(CopeError, match="different questions_per_user: 3 vs 2"):
         merge([root / "s0", changed], tmp_path / "m")
-    from trainer.eval_suite import Settings, run
+    from cope_local.eval.protocol import Settings
+    from trainer.eval.runner import run
 
     settings = Settings(users=3, questions_per_user=2, methods=("base", "tam"), tam_items=5)
     with pytest.raises(CopeError, match="trained with another items \\(10; this run: 5\\)"):

@@ -10,7 +10,7 @@ import time
 from conftest import dump
 
 from cope_local.home import ensure_home
-from cope_local.store import Store
+from cope_local.store.database import Store
 
 
 def test_kill_mid_import_leaves_the_db_unchanged(cope_home, tmp_path):

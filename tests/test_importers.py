@@ -5,7 +5,7 @@ import json
 from conftest import write_jsonl
 
 from cope_local.home import ensure_home
-from cope_local.store import Store
+from cope_local.store.database import Store
 
 
 def stored(cope_home, **filters):

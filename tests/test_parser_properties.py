@@ -9,9 +9,9 @@ import mailbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cope_local.drafting.tasks import get_task
 from cope_local.importers import mbox, tabular
 from cope_local.importers.records import Record, Rejection, UnreadableFile
-from cope_local.tasks import get_task
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 field_text = st.text(

@@ -10,9 +10,9 @@ import sys
 import pytest
 from conftest import NET_LOG, raw_connection
 
-from cope_local import database
 from cope_local.home import ensure_home
-from cope_local.store import Store
+from cope_local.store import sqlcipher
+from cope_local.store.database import Store
 
 SECRET_WORD = "Zanzibarquette"
 HEADLINES = "text,title\n" + "".join(f"The {SECRET_WORD} story number {i},{SECRET_WORD} Headline {i}\n" for i in range(12))
@@ -42,7 +42,7 @@ def test_the_database_is_encrypted_at_rest(cope, cope_home, tmp_path):
     for path in (db, db.with_name("cope.db-wal")):
         if path.exists():
             assert SECRET_WORD.encode() not in path.read_bytes()
-    assert not database.is_plaintext(db)
+    assert not sqlcipher.is_plaintext(db)
     report = json.loads(cope("privacy", "status", "--json").stdout)
     assert report["encrypted"] and "SQLCipher" in report["cipher"]
     assert report["key"] == "OS keyring (file_keyring.FileKeyring)"
@@ -82,11 +82,11 @@ def test_a_plain_database_from_an_earlier_version_is_encrypted_in_place(cope_hom
     for suffix in ("-wal", "-shm"):
         home.db_path.with_name("cope.db" + suffix).unlink(missing_ok=True)
     plain.replace(home.db_path)
-    assert database.is_plaintext(home.db_path)
+    assert sqlcipher.is_plaintext(home.db_path)
 
     with Store.open(home) as store:
         assert [w.output for w in store.writings(search="kept")] == ["Kept Through Encryption"]
-    assert not database.is_plaintext(home.db_path)
+    assert not sqlcipher.is_plaintext(home.db_path)
     assert not home.db_path.with_name("cope.db.encrypting").exists()
 
 
@@ -130,7 +130,7 @@ def test_backup_and_restore(cope, cope_home, tmp_path):
     cope("import", tmp_path / "h.csv", "-p", "ada", "-t", "headline")
     backup = tmp_path / "backup.db"
     assert cope("backup", backup).exit_code == 0
-    assert not database.is_plaintext(backup) and oct(backup.stat().st_mode & 0o777) == "0o600"
+    assert not sqlcipher.is_plaintext(backup) and oct(backup.stat().st_mode & 0o777) == "0o600"
     cope("forget", "-p", "ada", "--yes")
 
     result = cope("restore", backup)

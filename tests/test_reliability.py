@@ -14,9 +14,9 @@ from textwrap import dedent
 import pytest
 from conftest import dump, register_adapters
 
-from cope_local import adapter_registry
 from cope_local.home import ensure_home
-from cope_local.store import Store
+from cope_local.store import adapter_registry
+from cope_local.store.database import Store
 
 HEADLINES = "text,title\n" + "".join(f"Story {i} about the town,Town Story {i}\n" for i in range(10))
 
@@ -35,9 +35,9 @@ def test_kill_during_adapter_activation_leaves_one_usable_active_version(cope, c
             register_adapters(store, ada, "headline", {"user": path})
         ids = [v.id for v in adapter_registry.versions(store, "headline", "user", ada)]
     flipper = f"""
-        from cope_local import adapter_registry
         from cope_local.home import ensure_home
-        from cope_local.store import Store
+        from cope_local.store import adapter_registry
+        from cope_local.store.database import Store
         with Store.open(ensure_home()) as store:
             print("ready", flush=True)
             while True:
@@ -71,7 +71,7 @@ async def test_the_app_reads_while_a_retrain_writes_without_locking(cope, cope_h
         import os, time
         from pathlib import Path
         from cope_local.home import ensure_home
-        from cope_local.store import Store
+        from cope_local.store.database import Store
         with Store.open(ensure_home()) as store:
             ada = store.profile_id("ada")
             print("ready", flush=True)
@@ -114,7 +114,7 @@ def test_a_full_disk_while_writing_an_adapter_keeps_the_active_one(cope, cope_ho
     # RLIMIT_FSIZE makes every write past 64 KiB fail, as a full disk does (the adapter is ~2 MiB).
     writing = python(f"""
         import resource, signal, sys
-        from cope_local.bench.fixtures import random_lora
+        from cope_local.jobs.bench_fixtures import random_lora
         from cope_local.errors import CopeError
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))

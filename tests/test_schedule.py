@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cope_local import schedule
+from cope_local.jobs import schedule
 
 pytestmark = pytest.mark.skipif(sys.platform == "darwin", reason="systemd layout")
 

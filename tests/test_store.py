@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from cope_local.home import ensure_home
-from cope_local.store import Store
+from cope_local.store.database import Store
 
 
 def mode(path):

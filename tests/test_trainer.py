@@ -17,11 +17,11 @@ pytest.importorskip("peft")
 from conftest import register_adapters  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 
-from cope_local import adapter_registry  # noqa: E402
 from cope_local.engine.llama import Context, LoraAdapter, Model  # noqa: E402
 from cope_local.home import ensure_home  # noqa: E402
-from cope_local.models import embedded_model_path  # noqa: E402
-from cope_local.store import Store  # noqa: E402
+from cope_local.store import adapter_registry  # noqa: E402
+from cope_local.store.database import Store  # noqa: E402
+from cope_local.store.models import embedded_model_path  # noqa: E402
 from trainer import loop  # noqa: E402
 from trainer.loading import load_base, pick_device  # noqa: E402
 from trainer.pipeline import Job, Options  # noqa: E402
@@ -97,8 +97,8 @@ def test_one_row_per_prompt_scores_each_response_as_if_alone(base_and_text):
     """DPO pairs and negative samples share their prompt in one row; the attention mask and
     positions must make that exactly the same as one sequence per response. The long-form row
     runs past Gemma 3's 512-token sliding window (its sliding layers need their own mask)."""
-    from cope_local.bench.fixtures import ARTICLES
-    from cope_local.tasks import get_task
+    from cope_local.drafting.tasks import get_task
+    from cope_local.jobs.bench_fixtures import ARTICLES
     from trainer.data import Example, branch_logprobs, collate, collate_branches, response_logprobs
     from trainer.stages import BaseTrainer
 

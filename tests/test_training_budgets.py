@@ -10,15 +10,18 @@ pytest.importorskip("transformers")
 
 from conftest import register_adapters  # noqa: E402
 
-from cope_local import methods  # noqa: E402
-from cope_local.bench.fixtures import ARTICLES  # noqa: E402
+from cope_local.drafting.methods import Adapters  # noqa: E402
+from cope_local.drafting.prompts import prompt_budget, prompt_tokens  # noqa: E402
+from cope_local.drafting.settings import for_family  # noqa: E402
+from cope_local.drafting.tasks import get_task  # noqa: E402
 from cope_local.engine.engine import Engine  # noqa: E402
-from cope_local.evaluation import Question  # noqa: E402
+from cope_local.engine.llama import CONTEXT_TOKENS  # noqa: E402
+from cope_local.eval.data import Question  # noqa: E402
 from cope_local.gguf.header import read_header  # noqa: E402
 from cope_local.home import ensure_home  # noqa: E402
-from cope_local.models import embedded_model_path  # noqa: E402
-from cope_local.store import Store  # noqa: E402
-from cope_local.tasks import get_task  # noqa: E402
+from cope_local.jobs.bench_fixtures import ARTICLES  # noqa: E402
+from cope_local.store.database import Store  # noqa: E402
+from cope_local.store.models import embedded_model_path  # noqa: E402
 from trainer import data, negatives  # noqa: E402
 from trainer.data import Encoder, by_tokens  # noqa: E402
 from trainer.loading import load_tokenizer  # noqa: E402
@@ -49,14 +52,14 @@ def test_the_instruction_survives_and_training_cuts_the_prompt_exactly_as_drafti
     for article in (ARTICLES[0], words(5000)):
         inputs = {"text": article}
         trained = encoder.prompt_ids(HEADLINE, inputs)
-        drafted = methods.prompt_tokens(engine, HEADLINE, inputs, data.limit(HEADLINE), [])
+        drafted = prompt_tokens(engine, HEADLINE, inputs, data.limit(HEADLINE), [])
         assert trained == drafted
-        assert len(trained) <= methods.prompt_budget(data.limit(HEADLINE))
+        assert len(trained) <= prompt_budget(data.limit(HEADLINE))
         text = encoder.tokenizer.decode(trained)
         assert HEADLINE.system in text and "Generate a headline for the following article." in text
         assert text.rstrip().endswith("assistant")
     example = encoder.example(EMAIL, {"subject": "Fix the thing"}, words(3000))
-    assert len(example.prompt_ids) + len(example.response_ids) <= methods.CONTEXT_TOKENS
+    assert len(example.prompt_ids) + len(example.response_ids) <= CONTEXT_TOKENS
 
 
 def test_batches_are_split_into_micro_batches_by_padded_tokens():
@@ -67,7 +70,7 @@ def test_batches_are_split_into_micro_batches_by_padded_tokens():
 
 
 def _prompts(engine, count):
-    return [methods.prompt_tokens(engine, HEADLINE, {"text": article}, 8, []) for article in ARTICLES[:count]]
+    return [prompt_tokens(engine, HEADLINE, {"text": article}, 8, []) for article in ARTICLES[:count]]
 
 
 def test_negatives_are_sampled_again_until_k_distinct(monkeypatch, engine):
@@ -125,33 +128,44 @@ def test_negatives_of_a_one_line_task_end_at_the_first_line(engine):
 @pytest.mark.slow
 def test_eval_plans_and_prompts_exactly_as_cope_draft(cope, cope_home, tmp_path, lora_files):
     """Same method, inputs and adapters: `cope eval`'s answer is the text `cope draft` writes."""
-    from trainer.eval_suite import _predict
+    from trainer.eval.user import answer
 
     (tmp_path / "h.csv").write_text("text,title\nRain all week,Soggy Days Ahead\n")
     assert cope("import", tmp_path / "h.csv", "-p", "ann").exit_code == 0
     with Store.open(ensure_home(cope_home)) as store:
         register_adapters(store, store.profile_id("ann"), "headline", lora_files)
-    adapters = methods.Adapters(lora_files["tam"], lora_files["user"], lora_files["user"])
+    adapters = Adapters(lora_files["tam"], lora_files["user"], lora_files["user"])
     case = Question("q1", "u", {"text": ARTICLES[1]}, "gold", [])
     with Engine(embedded_model_path()) as engine:
         for method in ("cope", "oppu_dpo", "tam", "base"):
             drafted = json.loads(cope("draft", "-t", "headline", "-p", "ann", "-m", method, "--json", f"text={ARTICLES[1]}").stdout)
             assert drafted["method"] == method
-            assert _predict(engine, HEADLINE, method, case, [], adapters) == drafted["text"], method
+            assert answer(engine, HEADLINE, method, case, [], adapters) == drafted["text"], method
 
 
 def test_the_same_penalty_rule_for_every_method():
-    long_form = methods.params("longlamp")
-    assert long_form["penalty"] == 7.0 and methods.params("lamp")["penalty"] == 1.0
-    assert np.isclose(long_form["alpha"], 0.1)
+    long_form = for_family("longlamp")
+    assert long_form.penalty == 7.0 and for_family("lamp").penalty == 1.0
+    assert np.isclose(long_form.alpha, 0.1)
 
 
 def test_long_form_drafts_have_a_minimum_length_from_the_persons_typical_length():
-    assert methods.params("longlamp", typical=100)["min_tokens"] == 70
-    assert methods.params("longlamp", typical=5000)["min_tokens"] == 300  # half the drafting limit at most
-    assert methods.params("longlamp")["min_tokens"] == 0  # no history yet
-    assert methods.params("lamp", typical=20)["min_tokens"] == 0
-    assert methods.params("longlamp")["no_repeat"] == 4 and methods.params("lamp")["no_repeat"] == 0
+    assert for_family("longlamp", typical=100).min_tokens == 70
+    assert for_family("longlamp", typical=5000).min_tokens == 300  # half the drafting limit at most
+    assert for_family("longlamp").min_tokens == 0  # no history yet
+    assert for_family("lamp", typical=20).min_tokens == 0
+    assert for_family("longlamp").no_repeat == 4 and for_family("lamp").no_repeat == 0
+
+
+def test_decoding_settings_are_frozen_and_refuse_an_unknown_override():
+    from cope_local.errors import CopeError
+
+    settings = for_family("lamp", tuned={"alpha": 0.5, "tau": 0.3}, max_tokens=12, temperature=None)
+    assert (settings.alpha, settings.tau, settings.max_tokens, settings.temperature) == (0.5, 0.3, 12, 0.0)
+    with pytest.raises(CopeError, match="unknown decoding setting alhpa"):
+        for_family("lamp", alhpa=0.2)
+    with pytest.raises(AttributeError):
+        settings.alpha = 1.0
 
 
 def test_a_base_the_exporter_cannot_handle_is_refused_before_training(tmp_path):

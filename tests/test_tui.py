@@ -7,7 +7,7 @@ from conftest import register_adapters
 from textual.widgets import Button, DataTable, Input, Label, TextArea
 
 from cope_local.home import ensure_home
-from cope_local.store import Store
+from cope_local.store.database import Store
 from tui.app import CopeApp
 from tui.draft_pane import DraftPane
 from tui.welcome import WelcomeScreen
@@ -211,10 +211,10 @@ async def test_nightly_schedule_switch_writes_and_removes_the_timer(with_history
 
 
 async def test_settings_choose_model_and_threads(with_history):
-    from cope_local.models import EMBEDDED_NAME, embedded_model_path
+    from cope_local.store.models import EMBEDDED_NAME, embedded_model_path
 
     with Store.open(ensure_home(with_history)) as store:
-        from cope_local import models
+        from cope_local.store import models
 
         models.add(store, embedded_model_path(), "smol-copy")
     app = app_for(with_history)
@@ -271,7 +271,7 @@ async def test_a_crash_while_retraining_is_reported_and_the_app_stays_up(with_hi
     """llama.cpp dying by a signal in the retrain takes only the child down; the app says what to try."""
     import sys
 
-    from cope_local import guard
+    from cope_local.jobs import guard
 
     crash = [sys.executable, "-c", "import os, signal; open(os.environ['COPE_CRASH_NOTE'], 'w').write("
              "'decoding with the model /m/base.gguf (extra buffers)'); os.kill(os.getpid(), signal.SIGSEGV)"]
@@ -308,13 +308,13 @@ async def test_the_adapters_tab_lists_recent_training_runs(with_history):
 
 
 async def test_leaving_the_app_closes_its_loaded_models(with_history):
-    from cope_local import draft as drafting
+    from cope_local.jobs import draft
 
     app = app_for(with_history)
     async with app.run_test(size=(80, 24)) as pilot:
         app.query_one("#field-text", Input).value = "The library will stop charging late fees."
         assert await pilot.click("#generate")
         await app.workers.wait_for_complete()
-        engines = list(drafting._engines.values())
+        engines = list(draft._engines.values())
         assert engines
-    assert drafting._engines == {} and all(engine.model.closed for engine in engines)
+    assert draft._engines == {} and all(engine.model.closed for engine in engines)

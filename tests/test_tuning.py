@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("peft")
 
-from cope_local import adapter_registry  # noqa: E402
 from cope_local.home import ensure_home  # noqa: E402
-from cope_local.store import Store  # noqa: E402
+from cope_local.store import adapter_registry  # noqa: E402
+from cope_local.store.database import Store  # noqa: E402
 from trainer import tuning  # noqa: E402
 from trainer.pipeline import Job, Options  # noqa: E402
 from trainer.stages import BaseTrainer  # noqa: E402
@@ -41,9 +41,9 @@ def test_contrast_is_chosen_only_where_validation_shows_it_helps():
 
 
 def test_the_contrast_grid_reports_each_draft_and_stops_when_cancelled(lora_files):
-    from cope_local.models import embedded_model_path
+    from cope_local.drafting.tasks import get_task
     from cope_local.progress import Cancelled
-    from cope_local.tasks import get_task
+    from cope_local.store.models import embedded_model_path
 
     seen = []
 
@@ -109,11 +109,11 @@ def test_tuned_training_never_sees_the_validation_items_and_drafting_uses_its_ch
 
 @pytest.mark.slow
 def test_a_cancelled_retrain_stops_keeps_the_active_adapter_and_says_so(cope, cope_home, tmp_path, lora_files):
-    """Cancelled from the progress report: no next task is started, the active adapter stays, the
-    run row says cancelled (it used to go on to the next task)."""
+    """Cancelled by the job's Cancel token (checked at its next report): no next task is started,
+    the active adapter stays, the run row says cancelled (it used to go on to the next task)."""
     from conftest import register_adapters
 
-    from cope_local.progress import Cancelled
+    from cope_local.progress import Cancel, Cancelled
 
     (tmp_path / "ann.csv").write_text(history(10, "Ann"))
     assert cope("import", tmp_path / "ann.csv", "-p", "ann").exit_code == 0
@@ -122,14 +122,13 @@ def test_a_cancelled_retrain_stops_keeps_the_active_adapter_and_says_so(cope, co
         (tmp_path / "posts" / f"{i}.md").write_text(f"# Post {i}\n\nA post body number {i}.")
     assert cope("import", tmp_path / "posts", "-p", "ann", "-t", "post").exit_code == 0
 
-    def stop(progress):
-        raise Cancelled("training cancelled")
-
+    cancel = Cancel()
+    cancel.set()  # as the app's Cancel button does
     with Store.open(ensure_home(cope_home)) as store:
         ann = store.profile_id("ann")
         register_adapters(store, ann, "headline", {"user": lora_files["user"]})
         with pytest.raises(Cancelled):
-            Job(store, "ann", options=Options(epochs=1), report=stop).run(["headline", "post"])
+            Job(store, "ann", options=Options(epochs=1), cancel=cancel).run(["headline", "post"])
         runs = store.training_runs()
         assert [r["task"] for r in runs] == ["headline"]  # the post task never started
         assert runs[0]["status"] == "failed" and runs[0]["message"].startswith("cancelled")

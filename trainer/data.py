@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from cope_local.methods import FAMILY_DEFAULTS, ONE_LINE, fit_prompt, prompt_budget
-from cope_local.prompts import render_prompt
-from cope_local.tasks import Task
+from cope_local.drafting.prompts import fit_prompt, prompt_budget, render_prompt
+from cope_local.drafting.settings import FAMILY_DEFAULTS
+from cope_local.drafting.tasks import Task
 
 IGNORE = -100
 
@@ -31,7 +31,7 @@ class Branches:
 
 class Encoder:
     """Tokenizes exactly as drafting does: the prompt fitted to the drafting context by
-    methods.fit_prompt (inside the input fields, never the instruction; the template supplies
+    prompts.fit_prompt (inside the input fields, never the instruction; the template supplies
     BOS), then the response as drafting would produce it, up to the task family's limit."""
 
     def __init__(self, tokenizer, chat_template: str | None):
@@ -64,12 +64,12 @@ class Encoder:
 
 def limit(task: Task) -> int:
     """How many tokens a draft of this task may have (the family's drafting limit)."""
-    return FAMILY_DEFAULTS[task.family]["max_tokens"]
+    return FAMILY_DEFAULTS[task.family].max_tokens
 
 
 def one_line(task: Task) -> bool:
     """Whether a draft of this task ends at its first line break."""
-    return ONE_LINE[task.family]
+    return FAMILY_DEFAULTS[task.family].one_line
 
 
 def by_tokens(items: list, budget: int, size=None) -> list[list]:

@@ -13,9 +13,8 @@ from pathlib import Path
 import torch
 
 from cope_local.progress import Progress, Report, ignore
-
-from .data import batches, by_tokens
-from .loading import Device
+from trainer.data import batches, by_tokens
+from trainer.loading import Device
 
 
 @dataclass

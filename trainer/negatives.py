@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cope_local import methods
+from cope_local.drafting.draft import first_line, text_of
 from cope_local.engine.decoding import Sampling
 from cope_local.engine.engine import Engine
 from cope_local.engine.llama import Context
@@ -97,8 +97,8 @@ def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list
                     drawn = sample_continuations(ctx, [prompts[i] for i in chosen], K, [limit] * len(chosen), SAMPLING, rng)
                     for i, samples in zip(chosen, drawn):
                         for tokens, _ in samples:
-                            text = methods.text_of(engine, tokens)
-                            text = methods.first_line(text) if one_line else text
+                            text = text_of(engine, tokens)
+                            text = first_line(text) if one_line else text
                             if text and text not in texts[i] and len(texts[i]) < K:
                                 texts[i].append(text)
                     remembered.add([prompts[i] for i in chosen], [texts[i] for i in chosen])

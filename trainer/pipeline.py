@@ -17,24 +17,26 @@ from pathlib import Path
 
 import torch
 
-from cope_local import adapter_registry
+from cope_local.drafting.tasks import Task, get_task
 from cope_local.engine.engine import Engine, Plan
 from cope_local.engine.llama import Context
 from cope_local.engine.sampling import score_continuations
 from cope_local.errors import CopeError
 from cope_local.home import Home
-from cope_local.models import ModelInfo, loading, resolve
-from cope_local.progress import Cancelled, Progress, Report, ignore
-from cope_local.store import Store, utc_now
-from cope_local.tasks import Task, get_task
-
-from . import negatives, tuning
-from .data import collate, limit, one_line, response_logprobs
-from .stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, BaseTrainer, LoraSpec, with_overrides
+from cope_local.progress import Cancel, Cancelled, Progress, Report, ignore
+from cope_local.store import adapter_registry
+from cope_local.store.database import Store, utc_now
+from cope_local.store.models import ModelInfo, loading, resolve
+from cope_local.store.run_folder import RunFolder
+from trainer import negatives, tuning
+from trainer.data import collate, limit, one_line, response_logprobs
+from trainer.stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, BaseTrainer, LoraSpec, with_overrides
 
 MIN_ITEMS = 8
 TAM_MAX_ITEMS = 2000  # other people's items per task for the TAM (CPU budget), newest first
 TAM_VALIDATION_EVERY = 20  # every 20th corpus item (5 %) is held out to measure the TAM
+CANCELLED = "training cancelled; finished stages are kept and the next run resumes them"
+RETRY = "the previous adapter stays active; retrain from scratch: cope train --force"
 PARITY_TOLERANCE = 0.25  # mean |Δ log-prob| per token, llama.cpp (quantized base) vs transformers
 
 
@@ -48,6 +50,7 @@ class Options:
     tam_max_items: int = TAM_MAX_ITEMS
     max_items: int | None = None  # only the newest items of the user's history
     tune: bool = False  # pick the SFT lr and CoPe's α/τ on the user's held-out newest items (tuning.py)
+    seed: int = 0  # adapters' initial weights, training order and negatives (0: as before seeds could be set)
 
 
 @dataclass
@@ -63,7 +66,8 @@ class Outcome:
 def history_fingerprint(rows: list[tuple[dict, str]], model: ModelInfo, options: Options) -> str:
     digest = hashlib.sha256(model.fingerprint.encode())
     numbers = [None if v is None else float(v) for v in (options.epochs, options.lr, options.rank)]
-    digest.update(json.dumps([*numbers, options.dpo, *([True] if options.tune else [])]).encode())
+    digest.update(json.dumps([*numbers, options.dpo, *([True] if options.tune else []),
+                              *([options.seed] if options.seed else [])]).encode())
     for row in sorted(json.dumps([inputs, output], sort_keys=True) for inputs, output in rows):
         digest.update(row.encode())
     return digest.hexdigest()[:16]
@@ -99,13 +103,14 @@ def dequantized_cache(home: Home, model: ModelInfo) -> Path:
 
 class Job:
     def __init__(self, store: Store, profile: str, model_name: str | None = None, options: Options | None = None,
-                 report: Report = ignore):
+                 report: Report = ignore, cancel: Cancel | None = None):
         self.store, self.profile = store, profile
         self.profile_id = store.profile_id(profile)
         self.model = resolve(store, model_name)
         self.loading = loading(store, self.model)  # how llama.cpp loads it here (engine.loader)
         self.options = options or Options()
-        self.report = report
+        # Cancel stops the job at its next report: finished stages stay, the next run resumes them.
+        self.report = cancel.reporting(report, CANCELLED) if cancel else report
 
     def tasks(self) -> list[str]:
         return sorted(task for task, count in next(p for p in self.store.profiles() if p["name"] == self.profile)["tasks"].items())
@@ -138,14 +143,14 @@ class Job:
         active = adapter_registry.active(self.store, task.name, "user", self.profile_id)
         if active and active.metrics.get("history") == fingerprint and not self.options.force and not self._retune(active):
             return Outcome(task.name, "skipped", f"'{task.name}' unchanged since v{active.version}", active.version)
-        workdir = self.store.home.adapters / str(self.profile_id) / task.name / f"run-{fingerprint}"
-        if self.options.force and workdir.exists() and any(v.gguf_path.parent == workdir for v in
-                                                          adapter_registry.versions(self.store, task.name, "user", self.profile_id)):
-            workdir = workdir.with_name(f"{workdir.name}-{int(time.time())}")  # a fresh run; the registered one stays
-        workdir.mkdir(parents=True, exist_ok=True)
+        path = self.store.home.adapters / str(self.profile_id) / task.name / f"run-{fingerprint}"
+        if self.options.force and path.exists() and any(v.folder.path == path for v in
+                                                       adapter_registry.versions(self.store, task.name, "user", self.profile_id)):
+            path = path.with_name(f"{path.name}-{int(time.time())}")  # a fresh run; the registered one stays
+        path.mkdir(parents=True, exist_ok=True)
         run_row = RunRow(self.store, self.profile_id, task.name, fingerprint)
         try:
-            outcome = self._train(task, rows, workdir, fingerprint, run_row)
+            outcome = self._train(task, rows, RunFolder(path), fingerprint, run_row)
         except BaseException as exc:  # also KeyboardInterrupt: the row must not stay 'running'
             stopped = "cancelled" if isinstance(exc, Cancelled) else "failed"
             run_row.finish("failed", f"{stopped}; the previous adapter stays active", f"{type(exc).__name__}: {exc}")
@@ -159,9 +164,9 @@ class Job:
         """Tuned under an earlier rule: the same run folder resumes, and only α/τ are chosen again."""
         return self.options.tune and (active.metrics.get("tuning") or {}).get("rule") != tuning.RULE
 
-    def _train(self, task: Task, rows, workdir: Path, fingerprint: str, run_row: RunRow) -> Outcome:
+    def _train(self, task: Task, rows, folder: RunFolder, fingerprint: str, run_row: RunRow) -> Outcome:
         family = task.family
-        timings, metrics = {}, {"items": len(rows), "history": fingerprint, "resumed": []}
+        timings, metrics = {}, {"items": len(rows), "history": fingerprint, "seed": self.options.seed, "resumed": []}
 
         def report(progress: Progress) -> None:
             self.report(progress)
@@ -173,68 +178,68 @@ class Job:
 
         tam_gguf = self._ensure_tam(base, task, report, timings, metrics)
         spec = LoraSpec(self.options.rank, self.options.rank, USER_LORA.targets) if self.options.rank else USER_LORA
-        sft_hyper = with_overrides(SFT_HYPER[family], epochs=self.options.epochs, lr=self.options.lr)
-        final = workdir / "adapter.gguf"
+        sft_hyper = with_overrides(SFT_HYPER[family], epochs=self.options.epochs, lr=self.options.lr, seed=self.options.seed)
 
         t = time.perf_counter()
         if self.options.tune:  # the newest items are held out: they choose, they never train
             rows, validation = tuning.split(rows)
-            record = tuning.Record(workdir / "tuning.json")
+            record = tuning.Record(folder.tuning)
             validator = tuning.Validator(self.model.path, self.loading, task, validation, [output for _, output in rows], report)
-            if not (workdir / "sft.gguf").exists():
-                record["lr"] = tuning.learning_rate(base, task, rows, spec, sft_hyper, workdir, tam_gguf, validator, record, report)
-        finished = self.options.dpo and final.exists()  # DPO done: resume from its weights
-        model = base.user_model(spec, resume_from=workdir / ("peft" if finished else "sft-peft") / "user")
-        if (workdir / "sft.gguf").exists():
+            if not folder.sft.exists():
+                record["lr"] = tuning.learning_rate(base, task, rows, spec, sft_hyper, folder, tam_gguf, validator, record, report)
+        finished = self.options.dpo and folder.final.exists()  # DPO done: resume from its weights
+        model = base.user_model(spec, resume_from=(folder.peft if finished else folder.sft_peft) / "user")
+        if folder.sft.exists():
             metrics["resumed"].append("sft")
         else:
-            result = base.train_sft(model, task, rows, workdir, sft_hyper, report)
+            result = base.train_sft(model, task, rows, folder, sft_hyper, report)
             metrics["sft"] = {**loss_trend(result.losses), "steps": result.steps,
                               "tokens_per_s": round(result.tokens_per_second, 1)}
         timings["sft"] = time.perf_counter() - t
 
         if self.options.dpo:
             t = time.perf_counter()
-            if (workdir / "negatives.json").exists():
+            if folder.negatives.exists():
                 metrics["resumed"].append("negatives")
-            remembered = negatives.remembered_file(workdir.parent, self.model.path, tam_gguf, limit(task),
+            remembered = negatives.remembered_file(folder.path.parent, self.model.path, tam_gguf, limit(task),
                                                      one_line(task))
-            pairs, stats = base.mine_negatives(model, task, rows, tam_gguf, workdir / "negatives.json", report=report,
+            pairs, stats = base.mine_negatives(model, task, rows, tam_gguf, folder, seed=self.options.seed, report=report,
                                                remembered=remembered)
             timings["negatives"] = time.perf_counter() - t
             metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1),
                                     **stats}
             t = time.perf_counter()
-            if final.exists():
+            if folder.final.exists():
                 metrics["resumed"].append("dpo")
             else:
-                result = base.train_dpo(model, task, pairs, workdir, DPO_HYPER[family], DPO_BETA[family], report)
+                result = base.train_dpo(model, task, pairs, folder, with_overrides(DPO_HYPER[family], seed=self.options.seed),
+                                        DPO_BETA[family], report)
                 metrics["dpo"] = {**loss_trend(result.losses), "steps": result.steps}
             timings["dpo"] = time.perf_counter() - t
-        elif not final.exists():
-            shutil.copyfile(workdir / "sft.gguf", final)
+        elif not folder.final.exists():
+            shutil.copyfile(folder.sft, folder.final)
 
         if self.options.tune:
             t = time.perf_counter()
             if (record["contrast"] or {}).get("rule") != tuning.RULE:
-                record["contrast"] = validator.contrast(tam_gguf, final)
+                record["contrast"] = validator.contrast(tam_gguf, folder.final)
             metrics["tuning"] = {"lr": record["lr"], "lr_rougeL": record["lr_rougeL"], "validation_items": len(validation),
                                  **record["contrast"]}
             timings["tuning"] = time.perf_counter() - t
         t = time.perf_counter()
-        metrics["smoke"] = self._smoke_check(base, model, task, rows[0], tam_gguf, final)
+        metrics["smoke"] = self._smoke_check(base, model, task, rows[0], tam_gguf, folder.final)
         timings["smoke"] = time.perf_counter() - t
         metrics["timings"] = {k: round(v, 1) for k, v in timings.items()}
         version = adapter_registry.register(
-            self.store, task=task.name, kind="user", profile_id=self.profile_id, gguf_path=final,
-            peft_path=(workdir / "peft" if self.options.dpo else workdir / "sft-peft") / "user",
+            self.store, task=task.name, kind="user", profile_id=self.profile_id, gguf_path=folder.final,
+            peft_path=(folder.peft if self.options.dpo else folder.sft_peft) / "user",
             base_fingerprint=self.model.fingerprint, metrics=metrics, activate=True,
         )
         return Outcome(task.name, "done", f"'{task.name}' v{version.version} active ({len(rows)} items)", version.version, timings, metrics)
 
     def _base_trainer(self) -> BaseTrainer:
         return BaseTrainer(self.model.path, hf_dir=self.model.hf_dir, cache=dequantized_cache(self.store.home, self.model),
-                           loading=self.loading)
+                           loading=self.loading, seed=self.options.seed)
 
     def train_tam(self, task: Task) -> Path | None:
         """Only the task adapter, if there is none yet (an eval run shares it among its users)."""
@@ -251,15 +256,18 @@ class Job:
         if len(rows) < MIN_ITEMS:
             metrics["tam"] = None  # π_base is the plain base model
             return None
-        folder = self.store.home.adapters / "tam" / task.name / f"run-{history_fingerprint(rows, self.model, Options())}"
-        folder.mkdir(parents=True, exist_ok=True)
+        identity = history_fingerprint(rows, self.model, Options(seed=self.options.seed))
+        folder = RunFolder(self.store.home.adapters / "tam" / task.name / f"run-{identity}")
+        folder.path.mkdir(parents=True, exist_ok=True)
         held_out = rows[::TAM_VALIDATION_EVERY] if len(rows) >= 4 * TAM_VALIDATION_EVERY else []
         training = [row for i, row in enumerate(rows) if not held_out or i % TAM_VALIDATION_EVERY]
-        result = base.train_tam(task, training, folder, TAM_HYPER, report=report, validation=held_out)
+        result = base.train_tam(task, training, folder, with_overrides(TAM_HYPER, seed=self.options.seed), report=report,
+                                validation=held_out)
         tam = adapter_registry.register(
-            self.store, task=task.name, kind="tam", profile_id=None, gguf_path=folder / "adapter.gguf",
-            peft_path=folder / "peft" / "tam", base_fingerprint=self.model.fingerprint,
-            metrics={"items": len(training), **loss_trend(result.losses), "validation": result.validation}, activate=True,
+            self.store, task=task.name, kind="tam", profile_id=None, gguf_path=folder.final,
+            peft_path=folder.peft / "tam", base_fingerprint=self.model.fingerprint,
+            metrics={"items": len(training), **loss_trend(result.losses), "validation": result.validation,
+                     "seed": self.options.seed}, activate=True,
         )
         timings["tam"] = time.perf_counter() - t
         metrics["tam"] = {"version": tam.version}
@@ -280,7 +288,8 @@ class Job:
             [[llama_logp]] = score_continuations(ctx, [example.prompt_ids], [[example.response_ids]])
         gap = abs(torch_logp - llama_logp) / len(example.response_ids)
         if not draft:
-            raise CopeError("the new adapter drafts nothing; it was not activated")
+            raise CopeError("the new adapter drafts nothing; it was not activated", hint=RETRY)
         if gap > PARITY_TOLERANCE:
-            raise CopeError(f"the exported adapter disagrees with training (mean |Δ log-prob| {gap:.3f}); it was not activated")
+            raise CopeError(f"the exported adapter disagrees with training (mean |Δ log-prob| {gap:.3f}); it was not activated",
+                            hint=RETRY)
         return {"draft_tokens": len(draft), "parity_gap": round(gap, 4)}

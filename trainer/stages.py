@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 
+from cope_local.drafting.tasks import Task
 from cope_local.engine.loader import Loading
 from cope_local.gguf.architectures import chat_template
 from cope_local.gguf.header import read_header
 from cope_local.progress import Progress, Report, ignore
-from cope_local.tasks import Task
-
-from . import loop, negatives
-from .data import (
+from cope_local.store.run_folder import RunFolder
+from trainer import loop, negatives
+from trainer.data import (
     Branches,
     Encoder,
     Example,
@@ -36,8 +36,8 @@ from .data import (
     response_logprobs,
     response_loss,
 )
-from .loading import Device, cpu_threads, load_base, pick_device, small_enough_to_cache
-from .to_gguf import adapter_to_gguf, check_exportable, write_f32_copy
+from trainer.loading import Device, cpu_threads, load_base, pick_device, small_enough_to_cache
+from trainer.to_gguf import adapter_to_gguf, check_exportable, write_f32_copy
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class BaseTrainer:
     stages below train adapters on it."""
 
     def __init__(self, gguf_path: Path, device: Device | None = None, hf_dir: Path | None = None,
-                 cache: Path | None = None, loading: Loading | None = None):
+                 cache: Path | None = None, loading: Loading | None = None, seed: int = 0):
         self.gguf_path = Path(gguf_path)
         self.loading = loading  # how llama.cpp loads the base here (None: engine.loader decides)
         self.device = device or pick_device()
@@ -89,6 +89,7 @@ class BaseTrainer:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self.tam_merged = False
+        self.seed = seed  # of new adapters' initial weights (0: the process's default generator, as ever)
 
     def examples(self, task: Task, rows: list[tuple[dict, str]]) -> list[Example]:
         return [self.encoder.example(task, inputs, output) for inputs, output in rows]
@@ -109,19 +110,19 @@ class BaseTrainer:
 
     # -- TAM ---------------------------------------------------------------------------------
 
-    def train_tam(self, task: Task, rows, out_dir: Path, hyper: loop.Hyper = TAM_HYPER, spec: LoraSpec = TAM_LORA,
+    def train_tam(self, task: Task, rows, folder: RunFolder, hyper: loop.Hyper = TAM_HYPER, spec: LoraSpec = TAM_LORA,
                   report: Report = ignore, validation=()) -> loop.LoopResult:
         """The task adapter on other people's `rows`; its loss on the held-out `validation` rows
         before and after training goes into the result's `validation` (per response token)."""
         before = self.mean_loss(self.model, task, validation) if validation else None
-        model = get_peft_model(self.model, spec.config(), adapter_name="tam")
+        model = self._new_adapter(spec, "tam")
         result = loop.run(model, self.examples(task, rows), self.sft_loss(model), hyper, self.device,
-                          out_dir / "checkpoint.pt", report, "tam")
+                          folder.checkpoint("tam"), report, "tam")
         if validation:
             result.validation = {"items": len(validation), "loss_before": round(before, 4),
                                  "loss_after": round(self.mean_loss(model, task, validation), 4)}
-        model.save_pretrained(out_dir / "peft")
-        adapter_to_gguf(model, "tam", self.gguf_path, out_dir / "adapter.gguf")
+        model.save_pretrained(folder.peft)
+        adapter_to_gguf(model, "tam", self.gguf_path, folder.final)
         self.model = model.merge_and_unload()  # π_base = base + TAM from here on
         self.tam_merged = True
         return result
@@ -136,18 +137,23 @@ class BaseTrainer:
     def user_model(self, spec: LoraSpec = USER_LORA, resume_from: Path | None = None):
         if resume_from and (resume_from / "adapter_config.json").exists():
             return PeftModel.from_pretrained(self.model, str(resume_from), adapter_name="user", is_trainable=True)
-        return get_peft_model(self.model, spec.config(), adapter_name="user")
+        return self._new_adapter(spec, "user")
 
-    def train_sft(self, model, task: Task, rows, out_dir: Path, hyper: loop.Hyper, report: Report = ignore) -> loop.LoopResult:
+    def _new_adapter(self, spec: LoraSpec, name: str):
+        if self.seed:
+            torch.manual_seed(self.seed)
+        return get_peft_model(self.model, spec.config(), adapter_name=name)
+
+    def train_sft(self, model, task: Task, rows, folder: RunFolder, hyper: loop.Hyper, report: Report = ignore) -> loop.LoopResult:
         result = loop.run(model, self.examples(task, rows), self.sft_loss(model), hyper, self.device,
-                          out_dir / "sft-checkpoint.pt", report, "sft")
-        model.save_pretrained(out_dir / "sft-peft")
-        adapter_to_gguf(model, "user", self.gguf_path, out_dir / "sft.gguf")
+                          folder.checkpoint("sft"), report, "sft")
+        model.save_pretrained(folder.sft_peft)
+        adapter_to_gguf(model, "user", self.gguf_path, folder.sft)
         return result
 
     # -- negatives ---------------------------------------------------------------------------
 
-    def mine_negatives(self, model, task: Task, rows, tam_gguf: Path | None, out_file: Path,
+    def mine_negatives(self, model, task: Task, rows, tam_gguf: Path | None, folder: RunFolder,
                        seed: int = 0, report: Report = ignore, remembered: Path | None = None) -> Mined:
         """For each item: K samples from π_base (negatives.py; those already drawn from this π_base
         are read from `remembered`); keep the one with the lowest implicit reward
@@ -155,14 +161,15 @@ class BaseTrainer:
         rewards are computed by `model` itself (π_user; π_base with its adapter disabled), the real
         output and all samples of an item sharing one row, which also gives DPO its reference
         log-probabilities. π_base's log-probs do not change between nights: they are remembered
-        beside the samples, so a nightly run scores only the new items under π_base. Cached in `out_file`."""
-        if out_file.exists():
-            return Mined(json.loads(out_file.read_text()), {})
+        beside the samples, so a nightly run scores only the new items under π_base. Kept in the
+        folder's negatives file."""
+        if folder.negatives.exists():
+            return Mined(json.loads(folder.negatives.read_text()), {})
         prompts = [self.encoder.prompt_ids(task, inputs) for inputs, _ in rows]
         known = negatives.Remembered(remembered)
         started = time.perf_counter()
         stats = {"sampled": sum(len(known.get(prompt)) < negatives.K for prompt in prompts)}
-        with self.sampling_model(out_file.parent) as path:  # its verdict is the base model's
+        with self.sampling_model(folder.path) as path:  # its verdict is the base model's
             samples = negatives.sample(path, tam_gguf, self.loading, prompts, limit(task), one_line(task), cpu_threads(),
                                        np.random.default_rng(seed), known, report)
         stats["sampling_seconds"], started = round(time.perf_counter() - started, 1), time.perf_counter()
@@ -187,7 +194,7 @@ class BaseTrainer:
             done += len(chunk)
             report(Progress("scoring", done, total))
         stats["scoring_seconds"] = round(time.perf_counter() - started, 1)
-        out_file.write_text(json.dumps(pairs, ensure_ascii=False))
+        folder.negatives.write_text(json.dumps(pairs, ensure_ascii=False))
         return Mined(pairs, stats)
 
     @contextlib.contextmanager
@@ -216,7 +223,7 @@ class BaseTrainer:
 
     # -- DPO ---------------------------------------------------------------------------------
 
-    def train_dpo(self, model, task: Task, pairs: list[dict], out_dir: Path, hyper: loop.Hyper, beta: float,
+    def train_dpo(self, model, task: Task, pairs: list[dict], folder: RunFolder, hyper: loop.Hyper, beta: float,
                   report: Report = ignore) -> loop.LoopResult:
         """DPO with π_base (base + TAM: the user adapter disabled) as the reference, as the paper.
         Chosen and rejected share their prompt in one row (collate_branches)."""
@@ -234,9 +241,9 @@ class BaseTrainer:
             margin = (logps[:, 0] - ref[:, 0]) - (logps[:, 1] - ref[:, 1])
             return -F.logsigmoid(beta * margin).mean(), int((tensors["position_ids"] > 0).sum()) + len(batch)
 
-        result = loop.run(model, items, loss, hyper, self.device, out_dir / "dpo-checkpoint.pt", report, "dpo")
-        model.save_pretrained(out_dir / "peft")
-        adapter_to_gguf(model, "user", self.gguf_path, out_dir / "adapter.gguf")
+        result = loop.run(model, items, loss, hyper, self.device, folder.checkpoint("dpo"), report, "dpo")
+        model.save_pretrained(folder.peft)
+        adapter_to_gguf(model, "user", self.gguf_path, folder.final)
         return result
 
 

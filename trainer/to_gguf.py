@@ -39,7 +39,7 @@ def lora_pairs(peft_model, adapter: str, architecture: str, n_head: int, n_head_
     from peft.tuners.lora import LoraLayer
 
     if architecture not in _ARCHES:
-        raise CopeError(f"cannot export adapters for architecture '{architecture}'")
+        raise CopeError(f"cannot export adapters for architecture '{architecture}'", hint="cope models lists the supported ones")
     names = gguf.get_tensor_name_map(_ARCHES[architecture], n_layers)
     pairs = {}
     for module_name, module in peft_model.named_modules():
@@ -48,9 +48,9 @@ def lora_pairs(peft_model, adapter: str, architecture: str, n_head: int, n_head_
         hf_name = module_name.removeprefix("base_model.model.")
         target = names.get_name(hf_name + ".weight", try_suffixes=(".weight",))
         if target is None:
-            raise CopeError(f"no llama.cpp tensor for {hf_name}; train LoRA on attention/MLP projections only")
+            raise CopeError(f"no llama.cpp tensor for {hf_name}", hint="train LoRA on attention/MLP projections only")
         if target == "token_embd.weight" and tied_embeddings:
-            raise CopeError("a LoRA on tied embeddings cannot be applied by llama.cpp; drop embed_tokens from targets")
+            raise CopeError("a LoRA on tied embeddings cannot be applied by llama.cpp", hint="drop embed_tokens from the targets")
         a = module.lora_A[adapter].weight.detach().float().cpu().numpy()
         b = module.lora_B[adapter].weight.detach().float().cpu().numpy() * module.scaling[adapter]
         if architecture in PERMUTED_QK and ".attn_q." in target:
@@ -59,7 +59,7 @@ def lora_pairs(peft_model, adapter: str, architecture: str, n_head: int, n_head_
             b = permute_rows(b, n_head_kv)
         pairs[target] = (a, b)
     if not pairs:
-        raise CopeError(f"the model has no LoRA weights for adapter '{adapter}'")
+        raise CopeError(f"the model has no LoRA weights for adapter '{adapter}'", hint="export the folder PEFT saved that adapter in")
     return pairs
 
 
@@ -84,7 +84,7 @@ def peft_dir_to_gguf(peft_dir: Path, base_gguf: Path, out: Path, hf_dir: Path | 
     """`cope adapters export`: a saved PEFT adapter folder -> GGUF."""
     from peft import PeftModel
 
-    from .loading import load_base
+    from trainer.loading import load_base
 
     model, _ = load_base(base_gguf, hf_dir)
     peft_model = PeftModel.from_pretrained(model, str(peft_dir), adapter_name="export")

@@ -18,12 +18,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import fmean, stdev
 
-from cope_local import methods
-from cope_local.engine.engine import Engine, Plan
+from cope_local.drafting.draft import prepare
+from cope_local.drafting.methods import Adapters
+from cope_local.drafting.settings import FAMILY_DEFAULTS
+from cope_local.drafting.tasks import Task
+from cope_local.engine.engine import Engine
 from cope_local.engine.loader import Loading
-from cope_local.evaluation import rouge
+from cope_local.eval.metrics import rouge
 from cope_local.progress import Progress, Report, ignore
-from cope_local.tasks import Task
+from cope_local.store.run_folder import RunFolder
 
 LR_GRID = (1e-5, 1e-4, 3e-4)
 ALPHA_GRID = (0.0, 0.1, 0.3, 0.5, 1.0)  # 0: no contrast, the user's adapter alone (as OPPU+DPO)
@@ -33,7 +36,7 @@ RULE = "one-se"  # how α/τ are chosen; an adapter tuned under an earlier rule 
 # this project's evals (docs/benchmarks.md): on headlines it lowered ROUGE-L (HuffPost 18 × 5:
 # OPPU+CD − OPPU −0.013, CI below zero), so no contrast; on long-form it raised it (mpv 15 × 5:
 # +0.015, CI above zero), so the paper's α. τ: the family's default.
-FALLBACK_ALPHA = {"lamp": 0.0, "longlamp": methods.FAMILY_DEFAULTS["longlamp"]["alpha"]}
+FALLBACK_ALPHA = {"lamp": 0.0, "longlamp": FAMILY_DEFAULTS["longlamp"].alpha}
 VALIDATION_SHARE = 0.1
 MIN_VALIDATION = 3
 DECODE_ITEMS = 12  # validation items the α/τ grid decodes (each point drafts them all)
@@ -57,7 +60,7 @@ def contrast_grid(family: str) -> list[tuple[float, float]]:
     """(α, τ) points in the order the rule prefers them: the family's fallback, then the least
     contrast first (smaller α, then larger τ: a smaller head V_head). α = 0 is one point: with
     nothing subtracted, τ changes nothing."""
-    tau = methods.FAMILY_DEFAULTS[family]["tau"]
+    tau = FAMILY_DEFAULTS[family].tau
     points = [(0.0, tau)] + [(alpha, t) for alpha in ALPHA_GRID if alpha for t in sorted(TAU_GRID, reverse=True)]
     fallback = (FALLBACK_ALPHA[family], tau)
     return [fallback] + [point for point in points if point != fallback]
@@ -88,35 +91,34 @@ class Validator:
     history: list[str]  # the outputs trained on, newest first: they set the typical draft length
     report: Report = ignore
 
-    def rouge_l(self, plan: Plan) -> float:
-        """Mean ROUGE-L of the validation drafts under `plan`."""
+    def rouge_l(self, adapters: Adapters, method: str = "oppu") -> float:
+        """Mean ROUGE-L of the validation drafts of `method` with `adapters`."""
         with Engine(self.model_path, loading=self.loading) as engine:
-            return fmean(self._scores(engine, [plan], self.validation)[0])
+            return fmean(self._scores(engine, [(method, adapters, {})], self.validation)[0])
 
-    def _scores(self, engine: Engine, plans: list[Plan], items: list) -> list[list[float]]:
-        """ROUGE-L of each of `items` drafted under each plan (one loaded model, prompts built once),
-        reported per draft: the α/τ grid of long-form drafts takes minutes, and a report is where
-        the person's cancel takes effect."""
-        params = methods.params(self.task.family, typical=methods.typical_length(engine, self.history))
-        prompts = [methods.prompt_tokens(engine, self.task, inputs, params["max_tokens"], []) for inputs, _ in items]
-        total = len(plans) * len(prompts)
+    def _scores(self, engine: Engine, drafts: list[tuple[str, Adapters, dict]], items: list) -> list[list[float]]:
+        """ROUGE-L of each of `items` drafted as each (method, adapters, settings) says, on one loaded
+        model, reported per draft: the α/τ grid of long-form drafts takes minutes, and a report is
+        where the person's cancel takes effect."""
+        total = len(drafts) * len(items)
         self.report(Progress("tuning", 0, total))
         scores = []
-        for plan in plans:
+        for method, adapters, settings in drafts:
             row = []
-            for prompt, (_, output) in zip(prompts, items):
-                row.append(rouge(methods.drafted(engine, prompt, plan, params), output)[1])
-                self.report(Progress("tuning", len(scores) * len(prompts) + len(row), total))
+            for inputs, output in items:
+                draft = prepare(engine, self.task, inputs, method, adapters, history=self.history, **settings)
+                row.append(rouge(draft.complete(), output)[1])
+                self.report(Progress("tuning", len(scores) * len(items) + len(row), total))
             scores.append(row)
         return scores
 
     def contrast(self, tam: Path | None, user: Path) -> dict:
-        """α and τ for CoPe with the final adapter, drafted as `cope draft` plans CoPe."""
+        """α and τ for CoPe with the final adapter, drafted as `cope draft` drafts CoPe."""
         points = contrast_grid(self.task.family)
-        adapters = methods.Adapters(tam, None, user)
-        plans = [methods.plan(methods.METHODS["cope"], adapters, alpha, tau, [])[1] for alpha, tau in points]
+        adapters = Adapters(tam, None, user)
+        drafts = [("cope", adapters, {"alpha": alpha, "tau": tau}) for alpha, tau in points]
         with Engine(self.model_path, loading=self.loading) as engine:
-            per_item = dict(zip(points, self._scores(engine, plans, self.validation[:DECODE_ITEMS])))
+            per_item = dict(zip(points, self._scores(engine, drafts, self.validation[:DECODE_ITEMS])))
         alpha, tau = first_within_one_se(per_item)
         return {"alpha": alpha, "tau": tau, "rule": RULE,
                 "rougeL": {f"{a:g}/{t:g}": round(fmean(s), 4) for (a, t), s in per_item.items()}}
@@ -139,25 +141,24 @@ class Record:
         partial.replace(self.path)
 
 
-def learning_rate(base, task: Task, rows: list, spec, hyper, workdir: Path, tam: Path | None, validator: Validator,
+def learning_rate(base, task: Task, rows: list, spec, hyper, folder: RunFolder, tam: Path | None, validator: Validator,
                   record: Record, report) -> float:
     """Train the user's SFT adapter at each grid learning rate, draft the validation items with
-    it (OPPU, greedy), keep the best: its adapter becomes the run's SFT result (sft.gguf,
-    sft-peft) for the stages after it. Finished grid points survive a kill (`record`)."""
+    it (OPPU, greedy), keep the best: its adapter becomes the run's SFT result for the stages
+    after it. Finished grid points survive a kill (`record`)."""
     scores = dict(record["lr_rougeL"] or {})
-    tam_set = ((tam, 1.0),) if tam else ()
     for lr in LR_GRID:
         if f"{lr:g}" in scores:
             continue
-        folder = workdir / f"lr-{lr:g}"
-        folder.mkdir(exist_ok=True)
+        trial = folder.learning_rate(lr)
+        trial.path.mkdir(exist_ok=True)
         model = base.user_model(spec)
-        base.train_sft(model, task, rows, folder, replace(hyper, lr=lr), report)
+        base.train_sft(model, task, rows, trial, replace(hyper, lr=lr), report)
         base.model = model.unload()  # the next grid point starts from the same weights
-        scores[f"{lr:g}"] = round(validator.rouge_l(Plan(user=(*tam_set, (folder / "sft.gguf", 1.0)))), 4)
+        scores[f"{lr:g}"] = round(validator.rouge_l(Adapters(tam, trial.sft)), 4)
         record["lr_rougeL"] = scores
     chosen = float(best({float(k): v for k, v in scores.items()}, hyper.lr))
-    folder = workdir / f"lr-{chosen:g}"
-    shutil.copytree(folder / "sft-peft", workdir / "sft-peft", dirs_exist_ok=True)
-    shutil.copyfile(folder / "sft.gguf", workdir / "sft.gguf")
+    trial = folder.learning_rate(chosen)
+    shutil.copytree(trial.sft_peft, folder.sft_peft, dirs_exist_ok=True)
+    shutil.copyfile(trial.sft, folder.sft)
     return chosen

@@ -11,13 +11,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Label, Select, Switch
-from textual.worker import get_current_worker
 
-from cope_local import adapter_registry, schedule
+from cope_local.drafting.tasks import registry
 from cope_local.errors import CopeError
-from cope_local.guard import Watched
-from cope_local.progress import Cancelled, Progress
-from cope_local.tasks import registry
+from cope_local.jobs import schedule
+from cope_local.jobs.guard import Watched
+from cope_local.progress import Cancel, Progress
+from cope_local.store import adapter_registry
 
 from .job_progress import JobProgress
 from .pane import Pane
@@ -72,14 +72,14 @@ class AdaptersPane(Pane):
         profile = self.query_one("#adapter-profile", Select).value
         task = self.query_one("#adapter-task", Select).value
         if profile is Select.NULL:
-            raise CopeError("choose a profile")
+            raise CopeError("choose a profile", hint="import some writing in the History tab first if there is none")
         return str(profile), None if task is Select.NULL else str(task)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "cancel-training":
             if self.job and self.job.process.poll() is None:
                 self.job.process.send_signal(signal.SIGINT)  # as Ctrl-C: the run stops and says so
-            self.workers.cancel_group(self, "train")
+            self.cancel_job("train")
             return
         try:
             profile, task = self.selection()
@@ -88,7 +88,7 @@ class AdaptersPane(Pane):
             return
         if event.button.id == "retrain":
             self.set_training(True)
-            self.retrain(profile, task)
+            self.retrain(profile, task, self.new_job("train"))
         elif event.button.id == "rollback":
             if task is None:
                 self.app.notify("choose the task to roll back", severity="warning")
@@ -102,10 +102,9 @@ class AdaptersPane(Pane):
             self.reload()
 
     @work(thread=True, group="train", exclusive=True, exit_on_error=False)
-    def retrain(self, profile: str, task: str | None) -> None:
+    def retrain(self, profile: str, task: str | None, cancel: Cancel) -> None:
         """`cope train` in a watched child process: a crash in native code there is reported
         here and cannot take the app down; Cancel interrupts it (finished stages are kept)."""
-        worker = get_current_worker()
         argv = ["train", "--profile", profile, *(["--task", task] if task else []), "--json", "--progress-lines"]
         self.job = job = Watched(argv, stdout=subprocess.PIPE, env={"COPE_HOME": str(self.app.home.root)})
         result = []
@@ -118,9 +117,8 @@ class AdaptersPane(Pane):
                     result.append(line)
             code, crash = job.finish()
             if crash:
-                raise CopeError(crash)
-            if worker.is_cancelled:
-                raise Cancelled("training cancelled; finished stages are kept and the next run resumes them")
+                raise crash
+            cancel.check("training cancelled; finished stages are kept and the next run resumes them")
             outcomes = json.loads("".join(result)) if code in (0, 1) and result else []
             message = "; ".join(o["message"] for o in outcomes) or f"training stopped (exit {code})"
             self.app.call_from_thread(self.app.notify, message, title="training")

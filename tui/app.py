@@ -13,15 +13,16 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from cope_local.draft import close_engines
 from cope_local.home import Home, ensure_home, remember_home_root
+from cope_local.jobs.draft import close_engines
 from cope_local.progress import Cancelled
-from cope_local.store import Store
+from cope_local.store.database import Store
 
 from .adapters_pane import AdaptersPane
 from .draft_pane import DraftPane
 from .eval_pane import EvalPane
 from .history_pane import HistoryPane
+from .pane import Pane
 from .settings_pane import SettingsPane
 from .welcome import WelcomeScreen
 
@@ -98,8 +99,8 @@ class CopeApp(App):
             pane.reload()
 
     def on_unmount(self) -> None:
-        for pane in self.query(DraftPane):
-            pane.cancel.set()  # a running draft stops at its next token; close_engines waits for it
+        for pane in self.query(Pane):
+            pane.cancel_jobs()  # a running draft stops at its next token; close_engines waits for it
         close_engines()  # loaded models and their contexts
         self.store.close()
 

@@ -3,20 +3,18 @@ token, compares two methods, shows where the contrast changed the user model's c
 
 from __future__ import annotations
 
-import threading
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
-from textual.worker import get_current_worker
 
-from cope_local import draft as drafting
+from cope_local.drafting.methods import DRAFT_METHODS, METHODS
+from cope_local.drafting.tasks import get_task, registry
 from cope_local.errors import CopeError
-from cope_local.methods import DRAFT_METHODS, METHODS
-from cope_local.progress import Cancelled
-from cope_local.tasks import get_task, registry
+from cope_local.jobs.draft import prepare_for, save
+from cope_local.progress import Cancel, Cancelled
+from cope_local.store import drafts
 
 from .pane import Pane
 
@@ -28,7 +26,6 @@ class DraftPane(Pane):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cancel = threading.Event()
         self.draft_id: int | None = None
         self.steps: list = []
         self.fields_task: str | None = None
@@ -106,33 +103,29 @@ class DraftPane(Pane):
         except CopeError as exc:
             self.app.notify(str(exc), severity="warning")
             return
-        self.cancel.clear()
         self.steps = []
         self.query_one("#draft-text", TextArea).text = ""
         self.query_one("#compare-text", TextArea).text = ""
         self.query_one("#token-view", Static).update("")
         self.set_busy(True, "drafting…")
-        self.generate(request)
+        self.generate(request, self.new_job("draft"))
 
     @work(thread=True, group="draft", exclusive=True, exit_on_error=False)
-    def generate(self, request: dict) -> None:
-        worker = get_current_worker()
+    def generate(self, request: dict, cancel: Cancel) -> None:
         try:
             with self.app.open_store() as store:
                 targets = [("#draft-text", request["method"])]
                 if request["compare"]:
                     targets.append(("#compare-text", request["compare"]))
                 for widget_id, method in targets:
-                    prepared = drafting.prepare(store, request["profile"], request["task"], request["inputs"], method,
-                                                **request["numbers"])
+                    prepared = prepare_for(store, request["profile"], request["task"], request["inputs"], method,
+                                           **request["numbers"])
                     for note in prepared.notes:
                         self.app.call_from_thread(self.app.notify, note, severity="information")
-                    for step in prepared.stream(self.cancel):
-                        if worker.is_cancelled:
-                            self.cancel.set()
+                    for step in prepared.stream(cancel):
                         self.app.call_from_thread(self.append, widget_id, step)
                     if widget_id == "#draft-text":
-                        draft_id = drafting.save(store, prepared)
+                        draft_id = save(store, request["profile"], prepared)
                         self.app.call_from_thread(self.finished, prepared, draft_id)
         except Cancelled:
             self.app.call_from_thread(self.set_busy, False, "cancelled")
@@ -165,8 +158,7 @@ class DraftPane(Pane):
             self.query_one("#draft-status", Label).update(status)
 
     def action_cancel(self) -> None:
-        self.cancel.set()
-        self.workers.cancel_group(self, "draft")
+        self.cancel_job("draft")
 
     # -- keeping a draft ------------------------------------------------------------------------
 
@@ -175,7 +167,7 @@ class DraftPane(Pane):
             return
         text = self.query_one("#draft-text", TextArea).text
         try:
-            writing_id = drafting.accept(self.app.store, self.draft_id, text)
+            writing_id = drafts.accept(self.app.store, self.draft_id, text)
         except CopeError as exc:
             self.app.notify(str(exc), severity="error")
             return

@@ -8,12 +8,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Markdown, Select
-from textual.worker import get_current_worker
 
+from cope_local.drafting.methods import LABELS
+from cope_local.drafting.tasks import registry
 from cope_local.errors import needs_train_extra
-from cope_local.methods import LABELS
-from cope_local.progress import Cancelled, Progress
-from cope_local.tasks import registry
+from cope_local.eval.protocol import Settings
+from cope_local.eval.reports import markdown_table, text_chart
+from cope_local.progress import Cancel, Progress
 
 from .job_progress import JobProgress
 from .pane import Pane
@@ -37,7 +38,7 @@ class EvalPane(Pane):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "eval-cancel":
-            self.workers.cancel_group(self, "eval")
+            self.cancel_job("eval")
             return
         data = self.query_one("#eval-data", Input).value.strip()
         if not data or not Path(data).expanduser().exists():
@@ -49,28 +50,25 @@ class EvalPane(Pane):
         methods = tuple(m.strip() for m in self.query_one("#eval-methods", Input).value.split(",") if m.strip())
         self.set_running(True)
         self.evaluate(Path(data).expanduser(), None if task is Select.NULL else str(task), users,
-                      int(profile) if profile else None, methods)
+                      int(profile) if profile else None, methods, self.new_job("eval"))
 
     @work(thread=True, group="eval", exclusive=True, exit_on_error=False)
-    def evaluate(self, data: Path, task: str | None, users: int, max_profile: int | None, methods: tuple) -> None:
+    def evaluate(self, data: Path, task: str | None, users: int, max_profile: int | None, methods: tuple,
+                 cancel: Cancel) -> None:
         with needs_train_extra("evaluation"):
-            from trainer.eval_suite import Settings, run
-        from cope_local.evaluation import markdown_table, text_chart
+            from trainer.eval.runner import run
 
-        worker = get_current_worker()
-
-        def report(progress: Progress) -> None:
-            if worker.is_cancelled:
-                raise Cancelled("evaluation cancelled; a rerun continues where it stopped")
+        def show(progress: Progress) -> None:
             self.app.call_from_thread(self.query_one(JobProgress).show, progress)
 
         out = self.app.home.root / "eval" / data.name
         try:
-            result = run(data, out, task, Settings(users=users, max_profile=max_profile, methods=methods), report)
+            result = run(data, out, task, Settings(users=users, max_profile=max_profile, methods=methods), show,
+                         cancel=cancel)
             table = markdown_table(result["summary"], LABELS)
             chart = text_chart(result["summary"], LABELS)
             self.app.call_from_thread(self.query_one("#eval-results", Markdown).update,
-                                      f"{table}\nROUGE-L (├─┤ 95 % CI of the difference from TAM)\n\n"
+                                      f"{table}\nROUGE-L (├─┤ by-user 95 % CI of the difference from TAM)\n\n"
                                       f"```\n{chart}\n```\n\nFiles: `{out}` (results.json, results.md, rougeL.png)")
         finally:
             self.app.call_from_thread(self.set_running, False)

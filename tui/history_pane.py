@@ -9,13 +9,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Select, Static
-from textual.worker import get_current_worker
 
+from cope_local.drafting.tasks import get_task, registry
 from cope_local.errors import CopeError
 from cope_local.importers import parse_file, run_import
 from cope_local.importers.records import Rejection, UnreadableFile
-from cope_local.progress import Cancelled
-from cope_local.tasks import get_task, registry
+from cope_local.progress import Cancel, Cancelled
 
 from .pane import Pane
 
@@ -85,14 +84,14 @@ class HistoryPane(Pane):
     def import_request(self) -> tuple[Path, str | None, str | None]:
         path = self.query_one("#import-path", Input).value.strip()
         if not path:
-            raise CopeError("give a file or folder to import")
+            raise CopeError("give a file or folder to import", hint="its path, e.g. ~/notes")
         profile = self.query_one("#import-profile", Input).value.strip() or None
         task = self.query_one("#import-task", Select).value
         return Path(path).expanduser(), profile, None if task is Select.NULL else str(task)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "import" and self.importing:
-            self.workers.cancel_group(self, "import")  # the worker polls this; nothing is stored
+            self.cancel_job("import")  # the import checks its token; nothing is stored
             return
         try:
             path, profile, task = self.import_request()
@@ -104,7 +103,7 @@ class HistoryPane(Pane):
         elif event.button.id == "import":
             self.query_one("#import-report", Static).update("importing…")
             self.set_importing(True)
-            self.run_import(path, profile, task)
+            self.run_import(path, profile, task, self.new_job("import"))
 
     @property
     def importing(self) -> bool:
@@ -115,11 +114,10 @@ class HistoryPane(Pane):
         button.label, button.variant = ("Cancel", "error") if busy else ("Import", "primary")
 
     @work(thread=True, group="import", exclusive=True, exit_on_error=False)
-    def run_import(self, path: Path, profile: str | None, task: str | None) -> None:
-        worker = get_current_worker()
+    def run_import(self, path: Path, profile: str | None, task: str | None, cancel: Cancel) -> None:
         try:
             with self.app.open_store() as store:
-                report = run_import(store, [path], profile, task, cancelled=lambda: worker.is_cancelled)
+                report = run_import(store, [path], profile, task, cancel=cancel)
         except Cancelled as exc:
             self.app.call_from_thread(self.import_done, str(exc))
             return

@@ -9,9 +9,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Select, Static
 
-from cope_local import models
 from cope_local.engine.loader import MODES
 from cope_local.errors import CopeError
+from cope_local.store import models
 
 from .pane import Pane
 

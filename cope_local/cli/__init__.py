@@ -10,9 +10,9 @@ import sys
 
 import click
 
-from ..errors import CopeError
-from ..guard import supervise
-from . import eval_commands, jobs, model_commands, privacy_commands, writing
+from cope_local.cli import eval_commands, jobs, model_commands, privacy_commands, writing
+from cope_local.errors import CopeError
+from cope_local.jobs.guard import supervise
 
 
 class CopeGroup(click.Group):

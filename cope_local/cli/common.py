@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import CopeError
-from ..home import ensure_home
-from ..progress import Progress
-from ..store import Store
-from ..tasks import get_task
+from cope_local.drafting.tasks import get_task
+from cope_local.errors import CopeError
+from cope_local.home import ensure_home
+from cope_local.progress import Progress
+from cope_local.store.database import Store
 
 if TYPE_CHECKING:
-    from ..models import ModelInfo
+    from cope_local.store.models import ModelInfo
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -31,7 +31,7 @@ def model_info(name: str | None) -> ModelInfo | None:
     """A model from `cope models` (None: none was named)."""
     if not name:
         return None
-    from ..models import resolve
+    from cope_local.store.models import resolve
 
     with open_store() as store:
         return resolve(store, name)

@@ -7,16 +7,21 @@ from pathlib import Path
 
 import click
 
-from ..errors import CopeError, needs_train_extra
-from ..methods import METHODS
-from ..tasks import registry
-from .common import StageProgress, model_info
+from cope_local.cli.common import StageProgress, model_info
+from cope_local.drafting.methods import METHODS
+from cope_local.drafting.tasks import registry
+from cope_local.errors import CopeError, needs_train_extra
+from cope_local.eval.protocol import Settings, part
 
 
 @click.group("eval", invoke_without_command=True)
 @click.option("--data", type=click.Path(exists=True, path_type=Path), help="LaMP/LongLaMP folder or questions JSON.")
 @click.option("--task", "-t", type=click.Choice(sorted(registry())), help="Detected from the data when omitted.")
 @click.option("--users", type=int, default=100, show_default=True, help="Test users: those with the longest histories.")
+@click.option("--skip", type=int, default=0, show_default=True,
+              help="Leave out the N longest histories (e.g. an earlier run's users): test users are the next --users.")
+@click.option("--fold", default="0/1", show_default=True,
+              help="k/n: test every n-th of the test users from the k-th; the TAM learns from all the others.")
 @click.option("--max-profile", type=int, help="Use only each test user's newest K history items.")
 @click.option("--questions-per-user", type=int, default=1, show_default=True,
               help="Also test on each user's newest history items (each answered from older history only).")
@@ -32,10 +37,12 @@ from .common import StageProgress, model_info
 @click.option("--lr", type=float)
 @click.option("--rank", type=int)
 @click.option("--tune", is_flag=True, help="Per-user tuning (as cope train --tune) on each user's held-out newest items.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the TAM's and the users' adapters (initial weights, training order, negatives).")
 @click.option("--model", "model_name", help="A model from `cope models` [default: the embedded one; a rerun: the run's].")
 @click.pass_context
-def eval_command(ctx, data, task, users, max_profile, questions_per_user, methods, out, shard, tam, ray, tam_items,
-                 epochs, lr, rank, tune, model_name) -> None:
+def eval_command(ctx, data, task, users, skip, fold, max_profile, questions_per_user, methods, out, shard, tam, ray,
+                 tam_items, epochs, lr, rank, tune, seed, model_name) -> None:
     """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md, a chart
     and scores.json (the scores alone, without any text or name: safe to share)."""
     if ctx.invoked_subcommand is not None:
@@ -43,17 +50,15 @@ def eval_command(ctx, data, task, users, max_profile, questions_per_user, method
     if data is None:
         raise click.UsageError("Missing option '--data' (a LaMP/LongLaMP folder), or a command such as 'merge'.")
     with needs_train_extra("evaluation"):
-        from trainer.eval_suite import Settings, run
+        from trainer.eval.runner import run
 
     chosen = tuple(m.strip() for m in methods.split(",")) if methods else tuple(METHODS)
     unknown = set(chosen) - set(METHODS)
     if unknown:
         raise CopeError(f"unknown methods: {', '.join(sorted(unknown))}", hint="choose from " + ",".join(METHODS))
-    index, _, count = shard.partition("/")
-    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise CopeError(f"--shard {shard!r} is not i/n with i < n", hint="e.g. --shard 0/2 on one machine, 1/2 on another")
     settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
-                        shard=(int(index), int(count)), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank, tune=tune)
+                        shard=part(shard, "--shard"), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank, tune=tune,
+                        skip=skip, fold=part(fold, "--fold"), seed=seed)
     with StageProgress() as progress:
         run(data, out, task, settings, progress.update, tam=tam, ray=ray, model=model_info(model_name))
     _show(out)
@@ -63,9 +68,10 @@ def eval_command(ctx, data, task, users, max_profile, questions_per_user, method
 @click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Where the merged results go.")
 def merge(shards, out) -> None:
-    """Merge the --out folders of every shard of one run (`cope eval --shard i/n`) into one result
-    (a folder holding only a shard's scores.json will do: the merge then has no texts from it)."""
-    from ..eval_results import merge as merge_shards
+    """Merge the --out folders of every shard (of every fold) of one run (`cope eval --shard i/n
+    --fold k/n`) into one result (a folder holding only a shard's scores.json will do: the merge
+    then has no texts from it)."""
+    from cope_local.eval.results import merge as merge_shards
 
     merge_shards(list(shards), out)
     _show(out)

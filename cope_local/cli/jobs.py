@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from .. import adapter_registry
-from ..errors import CopeError, needs_train_extra
-from ..progress import Progress
-from ..tasks import registry
-from .common import StageProgress, emit_json, json_option, model_file, open_store
+from cope_local.cli.common import StageProgress, emit_json, json_option, model_file, open_store
+from cope_local.drafting.tasks import registry
+from cope_local.errors import CopeError, needs_train_extra
+from cope_local.progress import Progress
+from cope_local.store import adapter_registry
 
 
 @click.command()
@@ -26,14 +26,15 @@ from .common import StageProgress, emit_json, json_option, model_file, open_stor
 @click.option("--max-items", type=int, help="Train on the newest N items only.")
 @click.option("--force", is_flag=True, help="Retrain even if the history did not change.")
 @click.option("--tune", is_flag=True, help="Choose the SFT learning rate and CoPe's alpha/tau on your newest ~10% of writing (held out).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the adapters (initial weights, training order, negatives).")
 @click.option("--progress-lines", is_flag=True, hidden=True, help="One 'PROGRESS {json}' line per update (for the app).")
 @json_option
-def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, tune, progress_lines, as_json) -> None:
+def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, tune, seed, progress_lines, as_json) -> None:
     """Retrain PROFILE's adapters where their history changed (resumable; the old adapter stays until the new one is ready)."""
     with needs_train_extra("training"):
         from trainer.pipeline import Job, Options
 
-    options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items, tune=tune)
+    options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items, tune=tune, seed=seed)
     if not profile and not everyone:
         raise CopeError("whose adapters? pass --profile NAME, or --all", hint="cope profiles lists them")
     with open_store() as store, StageProgress(enabled=not (as_json or progress_lines)) as bars:
@@ -105,7 +106,7 @@ def adapters_export(peft_dir, base, out) -> None:
 @json_option
 def schedule(action, as_json) -> None:
     """The nightly retrain: a systemd user timer (Linux) or a launchd agent (macOS)."""
-    from .. import schedule as scheduling
+    from cope_local.jobs import schedule as scheduling
 
     scheduling.require_posix()
     result = {"install": scheduling.install, "remove": scheduling.remove, "status": scheduling.status}[action]()
@@ -134,9 +135,19 @@ def bench() -> None:
 def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, model_name, as_json) -> None:
     """Plain greedy vs naive CoPe vs optimized CoPe vs an HF+PEFT CoPe loop, with llama.cpp's plain
     and extra buffers where both work, and on one core; memory of 1 vs 2 contexts."""
-    from ..bench import decode
+    from cope_local.jobs.bench_decode import run as run_bench
 
-    emit_json(decode.run(n_prompts, max_tokens, threads, rounds, hf_prompts, model_path=model_file(model_name), hf=hf))
+    emit_json(run_bench(n_prompts, max_tokens, threads, rounds, hf_prompts, model_path=model_file(model_name),
+                        paper_loop=_paper_loop() if hf else None))
+
+
+def _paper_loop():
+    """The paper's HF+PEFT loop (the trainer's, with torch), or the missing package's name."""
+    try:
+        from trainer.bench_hf import paper_loop
+    except ImportError as exc:
+        return exc.name
+    return paper_loop
 
 
 @bench.command("train")
@@ -155,9 +166,10 @@ def bench_decode(n_prompts, max_tokens, threads, rounds, hf_prompts, hf, model_n
 @click.option("--json", "as_json", is_flag=True, help="(always JSON; accepted for symmetry)")
 def bench_train(data, items, tam_items, trl_steps, task, speed_only, tam, model_name, new_items, as_json) -> None:
     """Stage wall times of a nightly retrain for one user, and SFT tokens/s vs TRL's SFTTrainer defaults."""
-    from ..bench import train
+    with needs_train_extra("the training benchmark"):
+        from trainer.bench_train import run as run_bench
 
-    emit_json(train.run(data, items, tam_items, trl_steps, speed_only, task, tam=tam, model_path=model_file(model_name),
+    emit_json(run_bench(data, items, tam_items, trl_steps, speed_only, task, tam=tam, model_path=model_file(model_name),
                         new_items=new_items))
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from .. import models
-from ..engine.loader import MODES
-from ..packaged_models import PACKAGED, assemble
-from .common import emit_json, json_option, open_store
+from cope_local.cli.common import emit_json, json_option, open_store
+from cope_local.engine.loader import MODES
+from cope_local.store import models
+from cope_local.store.packaged_models import PACKAGED, assemble
 
 
 @click.group("models", invoke_without_command=True)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from .. import database, privacy
-from ..errors import CopeError
-from ..store import utc_now
-from .common import emit_json, json_option, open_store
+from cope_local.cli.common import emit_json, json_option, open_store
+from cope_local.errors import CopeError
+from cope_local.jobs import privacy
+from cope_local.store import sqlcipher
+from cope_local.store.database import utc_now
 
 
 @click.group("privacy")
@@ -69,7 +70,7 @@ def forget(profile, yes) -> None:
 def backup(path) -> None:
     """A consistent copy of the database (safe while the app or a retrain runs), encrypted with the same key."""
     with open_store() as store:
-        database.backup(store.conn, path)
+        sqlcipher.backup(store.conn, path)
     click.echo(f"backed up to {path} (restore with: cope restore {path})")
 
 
@@ -79,8 +80,8 @@ def restore(path) -> None:
     """Replace the database with a backup made by `cope backup` (the current one is kept beside it first)."""
     with open_store() as store:
         kept = store.home.root / f"before-restore-{utc_now().replace(':', '')}.db"
-        database.backup(store.conn, kept)
-        database.restore(path, store.key, store.conn)
+        sqlcipher.backup(store.conn, kept)
+        sqlcipher.restore(path, store.key, store.conn)
     click.echo(f"restored {path}; the database as it was is in {kept}")
 
 

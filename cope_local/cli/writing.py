@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from .. import draft as drafting
-from .. import importers
-from ..methods import DRAFT_METHODS
-from ..tasks import registry
-from .common import emit_json, json_option, open_store, parse_fields, parse_mapping, short
+from cope_local import importers
+from cope_local.cli.common import emit_json, json_option, open_store, parse_fields, parse_mapping, short
+from cope_local.drafting.methods import DRAFT_METHODS
+from cope_local.drafting.tasks import registry
+from cope_local.jobs.draft import prepare_for, save
+from cope_local.store import drafts
 
 
 @click.command("import")
@@ -97,7 +98,7 @@ def profiles(as_json) -> None:
 def draft(fields, task, profile, method, alpha, tau, penalty, max_tokens, temperature, top_p, seed, model_name, as_json) -> None:
     """Draft text in PROFILE's voice. FIELDS: the task's inputs as FIELD=VALUE (or plain text for one-input tasks)."""
     with open_store() as store:
-        prepared = drafting.prepare(
+        prepared = prepare_for(
             store, profile, task, parse_fields(task, fields), method, model_name,
             alpha=alpha, tau=tau, penalty=penalty, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
         )
@@ -106,7 +107,7 @@ def draft(fields, task, profile, method, alpha, tau, penalty, max_tokens, temper
         for step in prepared.stream():
             if not as_json:
                 click.echo(step.text, nl=False)
-        draft_id = drafting.save(store, prepared)
+        draft_id = save(store, profile, prepared)
     if as_json:
         emit_json({"id": draft_id, **prepared.as_json()})
     else:
@@ -120,7 +121,7 @@ def draft(fields, task, profile, method, alpha, tau, penalty, max_tokens, temper
 def accept(draft_id, text) -> None:
     """Keep a draft as your writing: it becomes history for the next retrain."""
     with open_store() as store:
-        writing_id = drafting.accept(store, draft_id, text)
+        writing_id = drafts.accept(store, draft_id, text)
     click.echo(f"saved as writing #{writing_id}")
 
 

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..gguf import read_gguf
-from ..gguf.lora import validate
-from .decoding import Choice, Sampling, choose_contrast, choose_plain, head
-from .llama import Context, LoraAdapter, Model
-from .loader import Loading
+from cope_local.engine.decoding import Choice, Sampling, choose_contrast, choose_plain, head
+from cope_local.engine.llama import CONTEXT_TOKENS, Context, LoraAdapter, Model
+from cope_local.engine.loader import Loading
+from cope_local.gguf import read_gguf
+from cope_local.gguf.lora import validate
+from cope_local.progress import Cancel
 
 AdapterSet = tuple[tuple[Path, float], ...]
 
@@ -142,7 +143,7 @@ class _Track:
 class Engine:
     """Owns the model, its adapters and contexts; `generate` streams one draft at a time."""
 
-    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 1, max_contexts: int = 3,
+    def __init__(self, model_path: Path, n_ctx: int = CONTEXT_TOKENS, n_threads: int = 1, max_contexts: int = 3,
                  loading: Loading | None = None):
         self.model_path = Path(model_path)
         self.header = read_gguf(self.model_path)
@@ -201,7 +202,7 @@ class Engine:
         max_tokens: int = 100,
         sampling: Sampling = Sampling(),
         seed: int | None = None,
-        cancel: threading.Event | None = None,
+        cancel: Cancel | None = None,
         schedule: BasePacing | None = None,
         min_tokens: int = 0,
         no_repeat: int = 0,

@@ -8,45 +8,16 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import llama_cpp.llama_cpp as C
 import numpy as np
 
-from ..errors import CopeError
-from ..gguf import architectures, fingerprint
-from .loader import Loading, decide, requested_mode
-
-_init_lock = threading.Lock()
-_initialised = False
-
-
-@C.llama_log_callback
-def _silent_log(level, text, user_data):  # llama.cpp logs to stderr by default; keep the terminal clean
-    return None
-
-
-def ensure_backend():
-    """llama.cpp, initialised once per process (quiet); returns the C API module."""
-    global _initialised
-    with _init_lock:
-        if not _initialised:
-            C.llama_log_set(_silent_log, ctypes.c_void_p(0))
-            C.llama_backend_init()
-            _initialised = True
-    return C
-
-
-def note_activity(text: str) -> None:
-    """Tell a supervising parent (cope_local.guard) what llama.cpp is working on, so that if this
-    process dies by a signal the parent can name the model and adapters."""
-    path = os.environ.get("COPE_CRASH_NOTE")
-    if path:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+from cope_local.engine.backend import ensure_backend, note_activity
+from cope_local.engine.loader import Loading, decide, requested_mode
+from cope_local.errors import CopeError
+from cope_local.gguf import architectures, fingerprint
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -80,7 +51,7 @@ class Model:
     @property
     def handle(self):
         if not self._model:
-            raise CopeError("the model was closed")
+            raise CopeError("the model was closed", hint="this is a bug in cope: please report it with the command you ran")
         return self._model
 
     def chat_template(self) -> str | None:
@@ -108,7 +79,7 @@ class Model:
         buffer = (C.llama_token * capacity)()
         count = C.llama_tokenize(self.vocab, data, len(data), buffer, capacity, False, special)
         if count < 0:
-            raise CopeError("the text could not be tokenized")
+            raise CopeError("the text could not be tokenized", hint="check the text for unusual characters and try again")
         return list(buffer[:count])
 
     def piece(self, token: int, special: bool = False) -> bytes:
@@ -191,6 +162,8 @@ class LoraAdapter:
             self._adapter = None
 
 
+# The context every draft runs in; training fits its prompts to the same budget.
+CONTEXT_TOKENS = 2048
 MIN_CHUNK = 8  # the fewest prompt tokens llama.cpp is given in one batch (see Context.start)
 PROBE_TOKENS = 160  # Model.chunk_invariant's prompt: past the batch sizes where kernels change
 
@@ -199,7 +172,7 @@ class Context:
     """One KV cache with its own adapter set; remembers which tokens it holds for prefix reuse."""
 
     def __init__(self, model: Model, adapters: Sequence[tuple[LoraAdapter, float]] = (),
-                 n_ctx: int = 2048, n_threads: int = 1, n_batch: int = 512, n_seq_max: int = 1, unified: bool = True):
+                 n_ctx: int = CONTEXT_TOKENS, n_threads: int = 1, n_batch: int = 512, n_seq_max: int = 1, unified: bool = True):
         self.model = model
         params = C.llama_context_default_params()
         params.n_ctx = n_ctx
@@ -320,7 +293,8 @@ class Context:
         status = C.llama_decode(self._ctx, batch)
         if status != 0:
             self.clear()
-            raise CopeError(f"llama.cpp failed to evaluate the text (code {status})")
+            raise CopeError(f"llama.cpp failed to evaluate the text (code {status})",
+                           hint="try llama.cpp's plain buffers: COPE_LLAMA_BUFFERS=plain (or cope models buffers plain)")
 
     @property
     def closed(self) -> bool:

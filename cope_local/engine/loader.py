@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cope_local.errors import CopeError
+
 MODES = ("auto", "plain", "extra")
 ENV = "COPE_LLAMA_BUFFERS"
 # CPU features whose llama.cpp extra buffers are known to crash: no probe, straight to plain.
@@ -63,8 +65,6 @@ class Loading:
 
 def requested_mode(setting: str | None = None) -> str:
     """COPE_LLAMA_BUFFERS, else the stored setting, else auto."""
-    from ..errors import CopeError
-
     value = (os.environ.get(ENV) or setting or "auto").strip().lower()
     if value not in MODES:
         source = ENV if os.environ.get(ENV) else "the llama_buffers setting"
@@ -86,7 +86,7 @@ def cpu_flags() -> frozenset[str]:
 
 def llama_features() -> dict[str, str]:
     """What llama.cpp's CPU backend reports (e.g. {'AVX2': '1', 'AMX_INT8': '1', 'REPACK': '1'})."""
-    from .llama import ensure_backend
+    from cope_local.engine.backend import ensure_backend  # loads llama.cpp: only when asked
 
     C = ensure_backend()
     found = {}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .llama import Context, Model
-from .loader import Loading
+from cope_local.engine.llama import Context, Model
+from cope_local.engine.loader import Loading
 
 NOT_FINITE = 3
 

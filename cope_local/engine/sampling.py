@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .decoding import Sampling, log_sum_exp, pick
-from .llama import Context
+from cope_local.engine.decoding import Sampling, log_sum_exp, pick
+from cope_local.engine.llama import Context
 
 
 def _prime(ctx: Context, prompts: Sequence[Sequence[int]], k: int) -> list[np.ndarray]:

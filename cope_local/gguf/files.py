@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..errors import CopeError
-from .header import GGUFFormatError, GGUFHeader, read_header
+from cope_local.errors import CopeError
+from cope_local.gguf.header import GGUFFormatError, GGUFHeader, read_header
 
 _FINGERPRINT_CHUNK = 4 << 20
 
@@ -32,7 +32,7 @@ def read_gguf(path: Path, *, what: str = "model") -> GGUFHeader:
         hint = f"give a .gguf {what} (llama.cpp format)" if "magic" in str(exc) or "short" in str(exc) else f"download or export the {what} again"
         raise CopeError(f"{path} is not a usable GGUF file: {exc}", hint=hint) from exc
     except OSError as exc:
-        raise CopeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise CopeError(f"cannot read {path}: {exc.strerror or exc}", hint="check the path and its permissions") from exc
     if not header.architecture:
         raise CopeError(f"{path} has no general.architecture key", hint=f"is this a llama.cpp {what}?")
     return header

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CopeError
-from ..home import PRIVATE_FILE
-from .header import GGUFFormatError, GGUFHeader, read_header
+from cope_local.errors import CopeError
+from cope_local.gguf.header import GGUFFormatError, GGUFHeader, read_header
+from cope_local.home import PRIVATE_FILE
 
 SUFFIX_A, SUFFIX_B = ".lora_a", ".lora_b"
 

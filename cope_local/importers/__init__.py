@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import CopeError
-from ..progress import Cancelled
-from ..store import Store
-from ..tasks import Task, get_task
-from . import folder, lamp, mbox, tabular
-from .records import ImportReport, Record, Rejection, UnreadableFile
+from cope_local.drafting.tasks import Task, get_task
+from cope_local.errors import CopeError
+from cope_local.importers import folder, lamp, mbox, tabular
+from cope_local.importers.records import ImportReport, Record, Rejection, UnreadableFile
+from cope_local.progress import Cancel
+from cope_local.store.database import Store
 
 FORMATS = ("folder", "csv", "jsonl", "lamp", "longlamp", "mbox", "reddit")
 
@@ -70,10 +70,10 @@ def run_import(
     fmt: str | None = None,
     mapping: dict[str, str] | None = None,
     kind: str = "person",
-    cancelled: Callable[[], bool] = lambda: False,
+    cancel: Cancel | None = None,
 ) -> ImportReport:
-    """Parse every path fully first, then write all good rows in ONE transaction. `cancelled` is
-    polled as it goes; when it turns true nothing is stored (Cancelled)."""
+    """Parse every path fully first, then write all good rows in ONE transaction. `cancel` is
+    checked as it goes; once set, nothing is stored (Cancelled)."""
     task = get_task(task_name) if task_name else None
     report = ImportReport()
     parsed: list[tuple[Path, Record]] = []
@@ -83,7 +83,7 @@ def run_import(
             raise CopeError("which person wrote this? pass --profile NAME", hint="e.g. cope import notes/ --profile me --task post")
         try:
             for count, item in enumerate(parse_file(path, fmt, task, profile, mapping or {})):
-                _stop_if(cancelled, count)
+                _stop_if(cancel, count)
                 if isinstance(item, Rejection):
                     report.rejected.append(item)
                 else:
@@ -93,7 +93,7 @@ def run_import(
     with store.transaction():
         profile_ids: dict[str, int] = {}
         for count, (path, record) in enumerate(parsed):
-            _stop_if(cancelled, count)
+            _stop_if(cancel, count)
             name = record.profile or profile
             if name not in profile_ids:
                 profile_ids[name] = store.ensure_profile(name, "eval" if record.profile else kind)
@@ -120,6 +120,6 @@ def _needs_profile(path: Path, fmt: str | None) -> bool:
         return True
 
 
-def _stop_if(cancelled: Callable[[], bool], count: int) -> None:
-    if count % 200 == 0 and cancelled():
-        raise Cancelled("import cancelled; nothing was stored")
+def _stop_if(cancel: Cancel | None, count: int) -> None:
+    if cancel is not None and count % 200 == 0:
+        cancel.check("import cancelled; nothing was stored")

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..tasks import Task
-from .records import Record, Rejection, UnreadableFile, read_text
+from cope_local.drafting.tasks import Task
+from cope_local.importers.records import Record, Rejection, UnreadableFile, read_text
 
 SUFFIXES = {".txt", ".md", ".markdown"}
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)

@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..tasks import Task, registry
-from .records import Record, Rejection, UnreadableFile, line_of, read_text
+from cope_local.drafting.tasks import Task, registry
+from cope_local.importers.records import Record, Rejection, UnreadableFile, line_of, read_text
 
 USER_KEYS = ("user", "user_id", "name", "reviewerId")
 # (profile item fields, a phrase in the question) -> task, for the field sets two tasks share.

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from ..tasks import Task, registry
-from .records import Record, Rejection, UnreadableFile
+from cope_local.drafting.tasks import Task, registry
+from cope_local.importers.records import Record, Rejection, UnreadableFile
 
 _QUOTE_INTRO = re.compile(r"^(On .+ wrote:|-----\s*Original Message\s*-----|From: .+)$", re.I)
 

@@ -8,8 +8,8 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..tasks import Task, registry
-from .records import Record, Rejection, UnreadableFile, read_text
+from cope_local.drafting.tasks import Task, registry
+from cope_local.importers.records import Record, Rejection, UnreadableFile, read_text
 
 DATE_COLUMNS = ("date", "written_at", "created_at", "created_utc")
 REDDIT_POST_COLUMNS = {"permalink", "subreddit", "title", "body"}

@@ -1,1 +1,0 @@
-"""`cope bench`: speed and memory measurements printed as JSON (results in docs/benchmarks.md)."""
