@@ -116,6 +116,27 @@ def test_sampling_is_reproducible_with_a_seed(engine, lora_files):
     assert len(others) > 1
 
 
+def test_more_samples_than_slots_are_drawn_as_slots_free_up(engine):
+    """A context with six slots draws three samples of each of five prompts: each sample is as
+    long as asked and scores as it was sampled (a slot that takes another sample starts from its
+    prompt, decoded afresh or copied from a slot that holds it)."""
+    prompts = [prompt_tokens(engine, article) for article in ARTICLES[:5]]
+    ctx = Context(engine.model, [], n_ctx=2 * 3 * 512, n_seq_max=2 * 3, unified=False)
+    single = Context(engine.model, [], n_ctx=1024, n_seq_max=3)
+    try:
+        limits = [5, 20, 3, 12, 8]
+        drawn = sample_continuations(ctx, prompts, 3, limits, Sampling(temperature=1.0, top_p=0.95), np.random.default_rng(1))
+        assert [len(samples) for samples in drawn] == [3] * 5
+        for prompt, samples, limit in zip(prompts, drawn, limits):
+            assert all(len(tokens) <= limit for tokens, _ in samples)
+            [alone] = score_continuations(single, [prompt], [[t for t, _ in samples]])
+            for (tokens, sampled_logp), apart in zip(samples, alone):
+                assert sampled_logp == pytest.approx(apart, abs=0.01 * max(len(tokens), 1))
+    finally:
+        ctx.close()
+        single.close()
+
+
 def test_samples_of_several_prompts_in_one_context_score_as_each_alone(engine, lora_files):
     """Negative mining's batched sampling: each sample's log-probability agrees with scoring it
     alone in a one-prompt context (batching changes llama.cpp's quantized sums slightly only)."""
@@ -124,9 +145,10 @@ def test_samples_of_several_prompts_in_one_context_score_as_each_alone(engine, l
     group = Context(engine.model, adapters, n_ctx=4096, n_seq_max=3 * len(prompts))
     single = Context(engine.model, adapters, n_ctx=1024, n_seq_max=3)
     try:
+        heard = {}
         drawn = sample_continuations(group, prompts, 3, [12, 6, 12, 9], Sampling(temperature=1.0, top_p=0.95),
-                                     np.random.default_rng(0))
-        assert [len(samples) for samples in drawn] == [3, 3, 3, 3]
+                                     np.random.default_rng(0), finished=heard.__setitem__)
+        assert [len(samples) for samples in drawn] == [3, 3, 3, 3] and heard == dict(enumerate(drawn))
         assert all(len(tokens) <= limit for samples, limit in zip(drawn, [12, 6, 12, 9]) for tokens, _ in samples)
         rescored = score_continuations(group, prompts, [[t for t, _ in samples] for samples in drawn])
         for prompt, samples, batched in zip(prompts, drawn, rescored):

@@ -79,10 +79,10 @@ def test_negatives_are_sampled_again_until_k_distinct(monkeypatch, engine):
     real = negatives.sample_continuations
     rounds = []
 
-    def duplicated_first_round(ctx, prompts, k, limits, sampling, rng):
-        drawn = real(ctx, prompts, k, limits, sampling, rng)
+    def duplicated_first_round(ctx, prompts, k, limits, sampling, rng, finished):
         rounds.append(len(prompts))
-        return [[samples[0]] * k for samples in drawn] if len(rounds) == 1 else drawn
+        first = len(rounds) == 1
+        return real(ctx, prompts, k, limits, sampling, rng, finished=lambda j, drawn: finished(j, [drawn[0]] * k if first else drawn))
 
     monkeypatch.setattr(negatives, "sample_continuations", duplicated_first_round)
     texts = negatives.sample(embedded_model_path(), None, None, _prompts(engine, 3), 8, False, 1, np.random.default_rng(0),
@@ -95,7 +95,7 @@ def test_negatives_already_drawn_from_this_base_are_not_sampled_again(monkeypatc
     sampled = []
     real = negatives.sample_continuations
     monkeypatch.setattr(negatives, "sample_continuations",
-                        lambda ctx, prompts, *rest: sampled.append(len(prompts)) or real(ctx, prompts, *rest))
+                        lambda ctx, prompts, *rest, **kw: sampled.append(len(prompts)) or real(ctx, prompts, *rest, **kw))
     prompts = _prompts(engine, 3)
     file = negatives.remembered_file(tmp_path, embedded_model_path(), None, 8, False)
 

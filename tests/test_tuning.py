@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 pytest.importorskip("peft")
@@ -40,7 +41,7 @@ def test_contrast_is_chosen_only_where_validation_shows_it_helps():
     assert tuning.first_within_one_se({(0.3, 0.1): [0.5]}) == (0.3, 0.1)
 
 
-def test_the_contrast_grid_reports_each_draft_and_stops_when_cancelled(lora_files):
+def test_the_contrast_grid_reports_each_item_and_stops_when_cancelled(lora_files):
     from cope_local.drafting.tasks import get_task
     from cope_local.progress import Cancelled
     from cope_local.store.models import embedded_model_path
@@ -56,7 +57,27 @@ def test_the_contrast_grid_reports_each_draft_and_stops_when_cancelled(lora_file
     validator = tuning.Validator(embedded_model_path(), None, get_task("headline"), items, ["A Headline"], report)
     with pytest.raises(Cancelled):
         validator.contrast(lora_files["tam"], lora_files["user"])
-    assert seen == [(0, 39), (1, 39), (2, 39)]
+    assert seen == [(0, 3), (1, 3), (2, 3)]
+
+
+def test_agreement_is_the_drafting_rule_teacher_forced():
+    """Every step picks as drafting picks: π_user's argmax (α = 0), CoPe's contrast inside the head
+    (α > 0), end-of-text not before the minimum length, never an n-gram the text already holds."""
+    from cope_local.drafting.settings import DecodingSettings
+
+    end, is_end = 9, (lambda token: token == 9)
+    users, bases = np.full((4, 10), -5.0), np.full((4, 10), -5.0)
+    users[0, [1, 2]], bases[0, [1, 2]] = [3.0, 2.9], [4.0, 0.0]  # π_user barely prefers 1; π_base far more
+    users[1, [end, 3]] = [5.0, 4.0]  # end-of-text first, but too early
+    users[2, 1] = users[3, end] = 5.0
+    plain = DecodingSettings(alpha=0.0, tau=0.1, penalty=1.0, max_tokens=10, min_tokens=3)
+    assert tuning.agreement(users, bases, [2, 3, 1, end], plain, is_end) == 0.75  # only token 2 missed
+    assert tuning.agreement(users, bases, [2, 3, 1, end], plain.but(alpha=0.5), is_end) == 1.0  # the contrast picks 2
+    repeats = np.full((4, 10), -5.0)
+    repeats[[0, 1, 2, 3], [2, 3, 2, 3]] = 5.0
+    repeats[:, 4] = 4.0
+    assert tuning.agreement(repeats, bases, [2, 3, 2, 3], plain.but(min_tokens=0), is_end) == 1.0
+    assert tuning.agreement(repeats, bases, [2, 3, 2, 3], plain.but(min_tokens=0, no_repeat=2), is_end) == 0.75
 
 
 def history(n, prefix="Desk"):
@@ -84,8 +105,8 @@ def test_tuned_training_never_sees_the_validation_items_and_drafting_uses_its_ch
     with Store.open(ensure_home(cope_home)) as store:
         [outcome] = Job(store, "ann", options=Options(epochs=1, tune=True), report=seen.append).run()
         assert outcome.status == "done", outcome.message
-        drafted = [(p.step, p.total) for p in seen if p.stage == "tuning"]  # each draft is reported
-        assert drafted == [(i, 3) for i in range(4)] * len(tuning.LR_GRID) + [(i, 13 * 3) for i in range(13 * 3 + 1)]
+        reported = [(p.step, p.total) for p in seen if p.stage == "tuning"]  # each draft, then each item scored
+        assert reported == [(i, 3) for i in range(4)] * len(tuning.LR_GRID) + [(i, 3) for i in range(4)]
         held_out = {w.output for w in store.writings(profile="ann")[:3]}  # the three newest
         assert held_out == {"Ann Headline 11 Is Here", "Ann Headline 10 Is Here", "Ann Headline 9 Is Here"}
         assert trained_on and not held_out & set(trained_on)

@@ -22,7 +22,7 @@ from cope_local.gguf.files import fingerprint
 from cope_local.progress import Progress, Report
 
 K = 3
-GROUP = 8  # items sampled together in one context (K sequences each)
+GROUP = 8  # items sampled at once in one context (K sequences each)
 CELLS = 24576  # KV cells of the sampling context, which bounds its memory (≈ 560 MB for SmolLM2-135M)
 ROUNDS = 3  # sampling rounds for items that de-duplication left short of K
 SAMPLING = Sampling(temperature=1.0, top_p=0.95)
@@ -74,8 +74,10 @@ def logps_file(samples: Path) -> Path:
 
 def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list[list[int]], limit: int,
            one_line: bool, threads: int, rng: np.random.Generator, remembered: Remembered, report: Report) -> list[list[str]]:
-    """K distinct non-empty sample texts per prompt, several prompts per llama.cpp batch; those
-    that de-duplication leaves short of K are sampled again (a few rounds)."""
+    """K distinct non-empty sample texts per prompt, up to GROUP prompts sampled at once (a prompt
+    leaves as soon as its K samples have ended, and the next takes its place); those that
+    de-duplication leaves short of K are sampled again (a few rounds). Each prompt's samples are
+    remembered as soon as they are drawn, so a killed run keeps them."""
     texts = [remembered.get(prompt) for prompt in prompts]
     cells = _cells_per_sequence(prompts, limit)
     group = max(1, min(GROUP, CELLS // (K * cells)))
@@ -83,7 +85,7 @@ def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list
     def tell() -> None:
         report(Progress("negatives", sum(1 for found in texts if len(found) == K), len(prompts)))
 
-    tell()  # the stage has started: a group of long samples can take minutes
+    tell()  # the stage has started: long samples can take minutes
     with Engine(model, n_threads=threads, loading=loading) as engine:
         adapters = [(engine.adapter(tam), 1.0)] if tam else []
         # Not unified: each sequence attends over its own cells only (1.4x faster for long samples).
@@ -92,17 +94,20 @@ def sample(model: Path, tam: Path | None, loading: Loading | None, prompts: list
         try:
             for _ in range(ROUNDS):
                 wanted = [i for i, found in enumerate(texts) if len(found) < K]
-                for start in range(0, len(wanted), group):
-                    chosen = wanted[start:start + group]
-                    drawn = sample_continuations(ctx, [prompts[i] for i in chosen], K, [limit] * len(chosen), SAMPLING, rng)
-                    for i, samples in zip(chosen, drawn):
-                        for tokens, _ in samples:
-                            text = text_of(engine, tokens)
-                            text = first_line(text) if one_line else text
-                            if text and text not in texts[i] and len(texts[i]) < K:
-                                texts[i].append(text)
-                    remembered.add([prompts[i] for i in chosen], [texts[i] for i in chosen])
+
+                def keep(j: int, samples: list, wanted=wanted) -> None:
+                    i = wanted[j]
+                    for tokens, _ in samples:
+                        text = text_of(engine, tokens)
+                        text = first_line(text) if one_line else text
+                        if text and text not in texts[i] and len(texts[i]) < K:
+                            texts[i].append(text)
+                    remembered.add([prompts[i]], [texts[i]])
                     tell()
+
+                if wanted:
+                    sample_continuations(ctx, [prompts[i] for i in wanted], K, [limit] * len(wanted), SAMPLING, rng,
+                                         finished=keep)
         finally:
             ctx.close()
     return texts

@@ -8,6 +8,7 @@ l_u - alpha l_b (the log-sum-exps are constants), so no softmax is needed per st
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,3 +109,18 @@ def choose_contrast(
     at = int(np.flatnonzero(candidates == token)[0])
     user_top = int(candidates[int(np.argmax(user))])
     return Choice(token, len(candidates), user_top, float(user[at] - base[at]))
+
+
+def next_choice(user_logits: np.ndarray, pick: Callable[[np.ndarray], Choice], banned: list[int], may_end: bool,
+                is_end: Callable[[int], bool]) -> Choice:
+    """One step's choice by `pick` (plain or contrastive): `banned` tokens (an n-gram the draft
+    already holds) never; end-of-text only when `may_end`, else it is masked and the step chosen again."""
+    if banned:
+        user_logits = user_logits.copy()
+        user_logits[banned] = -np.inf
+    while True:
+        choice = pick(user_logits)
+        if may_end or not is_end(choice.token):
+            return choice
+        user_logits = user_logits.copy()
+        user_logits[choice.token] = -np.inf

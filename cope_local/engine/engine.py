@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cope_local.engine.decoding import Choice, Sampling, choose_contrast, choose_plain, head
+from cope_local.engine.decoding import Choice, Sampling, choose_contrast, choose_plain, head, next_choice
 from cope_local.engine.llama import CONTEXT_TOKENS, Context, LoraAdapter, Model
 from cope_local.engine.loader import Loading
 from cope_local.gguf import read_gguf
@@ -228,20 +228,11 @@ class Engine:
                 for count in range(max_tokens):
                     if cancel is not None and cancel.is_set():
                         return
-                    user_logits = user.logits()
-                    banned = block.banned()
-                    if banned:
-                        user_logits = user_logits.copy()
-                        user_logits[banned] = -np.inf
-                    while True:
-                        if base is None:
-                            choice = choose_plain(user_logits, generated, sampling, rng)
-                        else:
-                            choice = self._contrast(user_logits, base, plan, generated, sampling, rng, schedule)
-                        if not self.model.is_end(choice.token) or count >= min_tokens:
-                            break
-                        user_logits = user_logits.copy()
-                        user_logits[choice.token] = -np.inf
+                    if base is None:
+                        pick = lambda logits: choose_plain(logits, generated, sampling, rng)  # noqa: E731
+                    else:
+                        pick = lambda logits: self._contrast(logits, base, plan, generated, sampling, rng, schedule)  # noqa: E731
+                    choice = next_choice(user.logits(), pick, block.banned(), count >= min_tokens, self.model.is_end)
                     if self.model.is_end(choice.token):
                         return
                     generated.add(choice.token)

@@ -193,7 +193,7 @@ class Context:
         if not self._ctx:
             raise CopeError(f"llama.cpp could not create a context of {n_ctx} tokens", hint="try a smaller context")
         self.n_ctx = C.llama_n_ctx(self._ctx)
-        self.n_batch = n_batch
+        self.n_batch, self.n_seq_max = n_batch, n_seq_max
         self._batch = C.llama_batch_init(n_batch, 0, n_seq_max)
         self.tokens: list[int] = []  # what the KV cache holds, position by position
         self._previous: list[int] = []  # the last sequence started, to find the shared prefix
@@ -302,6 +302,15 @@ class Context:
 
     def copy_sequence(self, source: int, target: int) -> None:
         C.llama_memory_seq_cp(C.llama_get_memory(self._ctx), source, target, -1, -1)
+
+    def clear_sequence(self, seq: int) -> None:
+        """Free the cells of one sequence (of a multi-sequence context)."""
+        self.trim_sequence(seq, 0)
+
+    def trim_sequence(self, seq: int, keep: int) -> None:
+        """Free the cells of one sequence from position `keep` on (sampling only: a cache cut back
+        can give other logits later than a fresh one; see start)."""
+        C.llama_memory_seq_rm(C.llama_get_memory(self._ctx), seq, keep, -1)
 
     def logits(self, index: int = -1) -> np.ndarray:
         """A VIEW of the logits of batch entry `index`, valid until the next decode on this context."""
