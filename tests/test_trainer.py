@@ -171,6 +171,20 @@ def test_retrain_is_resumable_incremental_and_activates_atomically(cope, cope_ho
     out = json.loads(cope("draft", "-t", "headline", "-p", "ann", "--json", "text=The town held a fair.").stdout)
     assert out["method"] == "cope" and out["text"]
 
+    # The person edits that draft and rejects another: the next night learns from both pairs (the
+    # history alone did not change, the pairs did), with π_base as DPO's reference as ever.
+    assert cope("accept", out["id"], "--text", "Town Fair Draws A Crowd").exit_code == 0
+    other = json.loads(cope("draft", "-t", "headline", "-p", "ann", "--json", "text=Ann reports on story number 3: the town did thing 3 today.").stdout)
+    assert cope("reject", other["id"]).exit_code == 0
+    with Store.open(home) as store:
+        [paired] = Job(store, "ann", options=Options(epochs=1)).run()
+        assert paired.status == "done" and paired.version == 3, paired.message
+        assert paired.metrics["real_pairs"] == {"used": 2, "available": 2, "share_cap": 0.5}
+        assert paired.metrics["dpo"]["steps"] > night.metrics["dpo"]["steps"]
+    assert "learned from 2 of your edited or rejected drafts" in cope("draft", "-t", "headline", "-p", "ann",
+                                                                       "text=A new bridge opens.").stderr
+    assert "your edits: 2 pairs" in cope("adapters", "list", "-p", "ann").output
+
 
 def test_too_little_history_is_skipped(cope, cope_home, tmp_path):
     (tmp_path / "h.csv").write_text(history(3))

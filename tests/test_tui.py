@@ -70,6 +70,23 @@ async def test_draft_streams_then_edit_and_accept_becomes_history(with_history):
         assert [w.output for w in kept] == ["Library Drops Late Fees"]
 
 
+async def test_a_draft_can_be_rejected_and_says_what_the_person_did(with_history):
+    from cope_local.store import drafts
+
+    app = app_for(with_history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#field-text", Input).value = "The library will stop charging late fees."
+        assert await pilot.click("#generate")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.query_one("#reject", Button).disabled and app.query_one("#accept", Button).disabled
+        assert any("rejected" in message for message in notifications(app))
+    with Store.open(ensure_home(with_history)) as store:
+        assert [d["outcome"] for d in drafts.of_profile(store, store.profile_id("ann"))] == ["rejected"]
+
+
 async def test_a_draft_can_be_cancelled(with_history, tmp_path):
     (tmp_path / "p.csv").write_text("summary,content\nMy bike,I love my bike.\n")
     with Store.open(ensure_home(with_history)) as store:

@@ -24,12 +24,13 @@ from cope_local.engine.sampling import score_continuations
 from cope_local.errors import CopeError
 from cope_local.home import Home
 from cope_local.progress import Cancel, Cancelled, Progress, Report, ignore
-from cope_local.store import adapter_registry
+from cope_local.store import adapter_registry, drafts
 from cope_local.store.database import Store, utc_now
 from cope_local.store.models import ModelInfo, loading, resolve
 from cope_local.store.run_folder import RunFolder
-from trainer import negatives, tuning
+from trainer import negatives, real_pairs, tuning
 from trainer.data import collate, limit, one_line, response_logprobs
+from trainer.real_pairs import REAL_PAIRS_SHARE
 from trainer.stages import DPO_BETA, DPO_HYPER, SFT_HYPER, TAM_HYPER, USER_LORA, BaseTrainer, LoraSpec, with_overrides
 
 MIN_ITEMS = 8
@@ -51,6 +52,7 @@ class Options:
     max_items: int | None = None  # only the newest items of the user's history
     tune: bool = False  # pick the SFT lr and CoPe's α/τ on the user's held-out newest items (tuning.py)
     seed: int = 0  # adapters' initial weights, training order and negatives (0: as before seeds could be set)
+    real_pairs_share: float = REAL_PAIRS_SHARE  # the person's own pairs' largest share of DPO's (real_pairs.py)
 
 
 @dataclass
@@ -63,13 +65,15 @@ class Outcome:
     metrics: dict = field(default_factory=dict)
 
 
-def history_fingerprint(rows: list[tuple[dict, str]], model: ModelInfo, options: Options) -> str:
+def history_fingerprint(rows: list[tuple[dict, str]], model: ModelInfo, options: Options, pairs: list[dict] = ()) -> str:
     digest = hashlib.sha256(model.fingerprint.encode())
     numbers = [None if v is None else float(v) for v in (options.epochs, options.lr, options.rank)]
     digest.update(json.dumps([*numbers, options.dpo, *([True] if options.tune else []),
                               *([options.seed] if options.seed else [])]).encode())
     for row in sorted(json.dumps([inputs, output], sort_keys=True) for inputs, output in rows):
         digest.update(row.encode())
+    for pair in real_pairs.fingerprint_part(pairs):
+        digest.update(pair.encode())
     return digest.hexdigest()[:16]
 
 
@@ -139,7 +143,8 @@ class Job:
         rows = self.history(task)
         if len(rows) < MIN_ITEMS:
             return Outcome(task.name, "skipped", f"only {len(rows)} items of '{task.name}' (need {MIN_ITEMS}); import more first")
-        fingerprint = history_fingerprint(rows, self.model, self.options)
+        person_pairs = drafts.preference_pairs(self.store, self.profile_id, task.name) if self.options.dpo else []
+        fingerprint = history_fingerprint(rows, self.model, self.options, person_pairs)
         active = adapter_registry.active(self.store, task.name, "user", self.profile_id)
         if active and active.metrics.get("history") == fingerprint and not self.options.force and not self._retune(active):
             return Outcome(task.name, "skipped", f"'{task.name}' unchanged since v{active.version}", active.version)
@@ -150,7 +155,7 @@ class Job:
         path.mkdir(parents=True, exist_ok=True)
         run_row = RunRow(self.store, self.profile_id, task.name, fingerprint)
         try:
-            outcome = self._train(task, rows, RunFolder(path), fingerprint, run_row)
+            outcome = self._train(task, rows, person_pairs, RunFolder(path), fingerprint, run_row)
         except BaseException as exc:  # also KeyboardInterrupt: the row must not stay 'running'
             stopped = "cancelled" if isinstance(exc, Cancelled) else "failed"
             run_row.finish("failed", f"{stopped}; the previous adapter stays active", f"{type(exc).__name__}: {exc}")
@@ -164,7 +169,8 @@ class Job:
         """Tuned under an earlier rule: the same run folder resumes, and only α/τ are chosen again."""
         return self.options.tune and (active.metrics.get("tuning") or {}).get("rule") != tuning.RULE
 
-    def _train(self, task: Task, rows, folder: RunFolder, fingerprint: str, run_row: RunRow) -> Outcome:
+    def _train(self, task: Task, rows, person_pairs: list[dict], folder: RunFolder, fingerprint: str,
+               run_row: RunRow) -> Outcome:
         family = task.family
         timings, metrics = {}, {"items": len(rows), "history": fingerprint, "seed": self.options.seed, "resumed": []}
 
@@ -208,6 +214,12 @@ class Job:
             timings["negatives"] = time.perf_counter() - t
             metrics["negatives"] = {"pairs": len(pairs), "mean_reward": sum(p["reward"] for p in pairs) / max(len(pairs), 1),
                                     **stats}
+            own = real_pairs.chosen_for_training(person_pairs, len(pairs), self.options.real_pairs_share,
+                                                 [inputs for inputs, _ in validation] if self.options.tune else [])
+            if person_pairs:
+                metrics["real_pairs"] = {"used": len(own), "available": len(person_pairs),
+                                         "share_cap": self.options.real_pairs_share}
+            pairs = pairs + [{key: p[key] for key in ("inputs", "chosen", "rejected")} for p in own]
             t = time.perf_counter()
             if folder.final.exists():
                 metrics["resumed"].append("dpo")

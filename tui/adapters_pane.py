@@ -40,7 +40,8 @@ class AdaptersPane(Pane):
             yield Switch(value=schedule.status().installed, id="schedule")
 
     def on_mount(self) -> None:
-        self.query_one("#adapter-table", DataTable).add_columns("profile", "task", "kind", "version", "active", "trained", "items")
+        self.query_one("#adapter-table", DataTable).add_columns("profile", "task", "kind", "version", "active", "trained", "items",
+                                                               "your edits")
         self.query_one("#runs-table", DataTable).add_columns("run", "profile", "task", "status", "stage", "done", "started", "message")
         self.reload()
 
@@ -56,7 +57,8 @@ class AdaptersPane(Pane):
         table.clear()
         for owner, v in adapter_registry.listing(store):
             table.add_row(owner, v.task, v.kind, f"v{v.version}", "●" if v.active else "",
-                          v.created_at[:16].replace("T", " "), str(v.metrics.get("items", "")))
+                          v.created_at[:16].replace("T", " "), str(v.metrics.get("items", "")),
+                          str((v.metrics.get("real_pairs") or {}).get("used", "")))
         runs = self.query_one("#runs-table", DataTable)
         runs.clear()
         for run in store.training_runs():  # recent retrains, newest first (the nightly job's too)

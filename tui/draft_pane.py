@@ -22,11 +22,12 @@ MENU = [(METHODS[name].short, name) for name in DRAFT_METHODS]
 
 
 class DraftPane(Pane):
-    BINDINGS = [("ctrl+g", "generate", "Generate"), ("escape", "cancel", "Cancel")]
+    BINDINGS = [("ctrl+g", "generate", "Generate"), ("escape", "cancel", "Cancel"), ("ctrl+r", "reject", "Reject")]
 
     def __init__(self) -> None:
         super().__init__()
         self.draft_id: int | None = None
+        self.drafted_text = ""
         self.steps: list = []
         self.fields_task: str | None = None
 
@@ -43,6 +44,7 @@ class DraftPane(Pane):
             yield Button("Generate", id="generate", variant="primary")
             yield Button("Cancel", id="cancel", disabled=True)
             yield Button("Accept", id="accept", disabled=True, variant="success")
+            yield Button("Reject", id="reject", disabled=True, variant="warning")
             yield Button("Copy", id="copy", disabled=True)
             yield Label("", id="draft-status")
         with Horizontal(id="outputs"):
@@ -80,7 +82,8 @@ class DraftPane(Pane):
             self.query_one("#compare-text").set_class(event.value is Select.NULL, "hidden")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        handlers = {"generate": self.action_generate, "cancel": self.action_cancel, "accept": self.accept, "copy": self.copy}
+        handlers = {"generate": self.action_generate, "cancel": self.action_cancel, "accept": self.accept,
+                    "reject": self.action_reject, "copy": self.copy}
         handlers[event.button.id]()
 
     # -- generation ---------------------------------------------------------------------------
@@ -144,12 +147,13 @@ class DraftPane(Pane):
     def finished(self, prepared, draft_id: int) -> None:
         self.draft_id = draft_id
         area = self.query_one("#draft-text", TextArea)
-        area.text = area.text.strip()
+        area.text = self.drafted_text = area.text.strip()
         self.query_one("#token-view", Static).update(token_view(prepared))
         self.query_one("#draft-status", Label).update(
             f"draft #{draft_id} · {prepared.method} · {len(prepared.steps)} tokens · {prepared.tok_s:.0f} tok/s")
-        for button in ("#accept", "#copy"):
+        for button in ("#accept", "#reject", "#copy"):
             self.query_one(button, Button).disabled = False
+        area.focus()  # ready to edit (then Accept) or to reject (ctrl+r)
 
     def set_busy(self, busy: bool, status: str | None) -> None:
         self.query_one("#generate", Button).disabled = busy
@@ -171,9 +175,26 @@ class DraftPane(Pane):
         except CopeError as exc:
             self.app.notify(str(exc), severity="error")
             return
-        self.app.notify(f"saved as writing #{writing_id}: it will shape the next retrain")
-        self.query_one("#accept", Button).disabled = True
+        edited = text.strip() != self.drafted_text
+        self.app.notify(f"saved as writing #{writing_id}: it will shape the next retrain"
+                        + (" (your edit, against the draft, teaches it what you prefer)" if edited else ""))
+        for button in ("#accept", "#reject"):
+            self.query_one(button, Button).disabled = True
         self.app.refresh_data()
+
+    def action_reject(self) -> None:
+        """Not like me: the next retrain learns from this draft against the text kept instead."""
+        if self.draft_id is None or self.query_one("#reject", Button).disabled:
+            return
+        try:
+            drafts.reject(self.app.store, self.draft_id)
+        except CopeError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self.app.notify(f"draft #{self.draft_id} rejected: draft again; what you accept then teaches the next "
+                        "retrain against it")
+        for button in ("#accept", "#reject"):
+            self.query_one(button, Button).disabled = True
 
     def copy(self) -> None:
         self.app.copy_to_clipboard(self.query_one("#draft-text", TextArea).text)

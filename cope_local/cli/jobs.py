@@ -77,7 +77,10 @@ def adapters_list(profile, as_json) -> None:
         mark = "*" if a["active"] else " "
         tuned = a["metrics"].get("tuning")
         chosen = f"  tuned: lr={tuned['lr']:g} alpha={tuned['alpha']:g} tau={tuned['tau']:g}" if tuned else ""
-        click.echo(f"{mark} {a['profile']} [{a['task']}] {a['kind']} v{a['version']}  {a['created_at']}  items={a['metrics'].get('items', '?')}{chosen}")
+        real = a["metrics"].get("real_pairs")
+        learned = f"  your edits: {real['used']} pairs" if real else ""
+        click.echo(f"{mark} {a['profile']} [{a['task']}] {a['kind']} v{a['version']}  {a['created_at']}  "
+                   f"items={a['metrics'].get('items', '?')}{chosen}{learned}")
 
 
 @adapters.command("rollback")

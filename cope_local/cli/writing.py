@@ -1,4 +1,4 @@
-"""`cope import`, `history`, `profiles`, `draft`, `accept`: a person's writing in, drafts out."""
+"""`cope import`, `history`, `profiles`, `draft`, `accept`, `reject`: a person's writing in, drafts out."""
 
 from __future__ import annotations
 
@@ -112,7 +112,8 @@ def draft(fields, task, profile, method, alpha, tau, penalty, max_tokens, temper
         emit_json({"id": draft_id, **prepared.as_json()})
     else:
         click.echo()
-        click.echo(f"[draft #{draft_id}: {prepared.method}, {len(prepared.steps)} tokens, {prepared.tok_s:.1f} tok/s; keep it: cope accept {draft_id}]", err=True)
+        click.echo(f"[draft #{draft_id}: {prepared.method}, {len(prepared.steps)} tokens, {prepared.tok_s:.1f} tok/s; "
+                   f"keep it: cope accept {draft_id} (--text 'your edit'); not like you: cope reject {draft_id}]", err=True)
 
 
 @click.command()
@@ -125,4 +126,14 @@ def accept(draft_id, text) -> None:
     click.echo(f"saved as writing #{writing_id}")
 
 
-COMMANDS = [import_command, history, profiles, draft, accept]
+@click.command()
+@click.argument("draft_id", type=int)
+def reject(draft_id) -> None:
+    """Mark a draft as not like you: with the text you keep for the same inputs, the next retrain
+    learns from the pair (what you kept over what was proposed)."""
+    with open_store() as store:
+        drafts.reject(store, draft_id)
+    click.echo(f"draft #{draft_id} rejected; draft again and accept (or edit) the one you keep")
+
+
+COMMANDS = [import_command, history, profiles, draft, accept, reject]

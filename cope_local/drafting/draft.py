@@ -35,6 +35,7 @@ class Draft:
     steps: list[Step] = field(default_factory=list)
     elapsed: float = 0.0
     schedule: BasePacing = field(default_factory=BasePacing)
+    proposed_by: int | None = None  # the store's id of the user adapter version that drafts it (jobs.draft)
 
     def stream(self, cancel: Cancel | None = None) -> Iterator[Step]:
         started = time.perf_counter()

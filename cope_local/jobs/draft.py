@@ -9,7 +9,7 @@ import threading
 
 from cope_local.drafting import methods
 from cope_local.drafting.draft import Draft, check_inputs, prepare
-from cope_local.drafting.methods import DRAFT_METHODS
+from cope_local.drafting.methods import DRAFT_METHODS, METHODS
 from cope_local.drafting.settings import TYPICAL_ITEMS
 from cope_local.drafting.tasks import get_task
 from cope_local.engine.engine import Engine
@@ -57,15 +57,15 @@ def usable_adapter(store: Store, task: str, kind: str, profile_id: int | None, m
 
 
 def person_adapters(store: Store, task: str, profile_id: int, model: ModelInfo,
-                    notes: list[str]) -> tuple[methods.Adapters, dict | None]:
+                    notes: list[str]) -> tuple[methods.Adapters, AdapterVersion | None]:
     """The task adapter and the person's adapters (after SFT, and final) usable with `model`, and
-    what tuning chose for them (None where untuned)."""
+    the person's adapter version (its metrics hold what tuning chose), None where there is none."""
     tam = usable_adapter(store, task, "tam", None, model, notes)
     user = usable_adapter(store, task, "user", profile_id, model, notes)
     tam_file = tam.gguf_path if tam else None
     if user is None:
         return methods.Adapters(tam_file), None
-    return methods.Adapters(tam_file, *user.user_stages()), user.metrics.get("tuning")
+    return methods.Adapters(tam_file, *user.user_stages()), user
 
 
 def prepare_for(store: Store, profile: str, task_name: str, inputs: dict[str, str], method_name: str = "cope",
@@ -77,15 +77,21 @@ def prepare_for(store: Store, profile: str, task_name: str, inputs: dict[str, st
     profile_id = store.profile_id(profile)
     model = resolve(store, model_name)
     notes: list[str] = []
-    adapters, tuned = person_adapters(store, task.name, profile_id, model, notes)
+    adapters, user = person_adapters(store, task.name, profile_id, model, notes)
+    learned = (user.metrics.get("real_pairs") or {}).get("used") if user else 0
+    if learned:
+        notes.append(f"your adapter v{user.version} learned from {learned} of your edited or rejected drafts")
     threads = store.setting("threads")
     engine = engine_for(model, models.loading(store, model), n_threads=int(threads) if threads else None)
     history = [w.output for w in store.writings(profile=profile, task=task.name, limit=TYPICAL_ITEMS)]
-    return prepare(engine, task, inputs, method_name, adapters, tuned, history, allowed=DRAFT_METHODS, notes=notes,
-                   **overrides)
+    draft = prepare(engine, task, inputs, method_name, adapters, user.metrics.get("tuning") if user else None, history,
+                    allowed=DRAFT_METHODS, notes=notes, **overrides)
+    draft.proposed_by = user.id if user and METHODS[draft.method].user else None
+    return draft
 
 
 def save(store: Store, profile: str, draft: Draft) -> int:
-    """Record `draft` as `profile`'s; its id (for cope accept)."""
+    """Record `draft` as `profile`'s, with the adapter version that proposed it; its id (for cope
+    accept and cope reject)."""
     return drafts.add(store, store.profile_id(profile), draft.task.name, draft.inputs, draft.method,
-                      draft.settings.as_dict(), draft.text)
+                      draft.settings.as_dict(), draft.text, draft.proposed_by)

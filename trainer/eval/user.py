@@ -73,7 +73,8 @@ def user_adapters(store: Store, profile: str, task: Task, settings: Settings, re
     if outcome.status == "failed" or adapter_registry.active(store, task.name, "user", store.profile_id(profile)) is None:
         raise CopeError(f"training {profile} failed: {outcome.message}",
                         hint="see logs/train.jsonl in the run's store; a rerun resumes the finished stages")
-    return person_adapters(store, task.name, store.profile_id(profile), resolve(store), [])
+    adapters, user = person_adapters(store, task.name, store.profile_id(profile), resolve(store), [])
+    return adapters, user.metrics.get("tuning") if user else None
 
 
 def answer(engine: Engine, task: Task, name: str, case: Question, history, adapters: Adapters,
