@@ -27,14 +27,18 @@ from cope_local.store import adapter_registry
 @click.option("--force", is_flag=True, help="Retrain even if the history did not change.")
 @click.option("--tune", is_flag=True, help="Choose the SFT learning rate and CoPe's alpha/tau on your newest ~10% of writing (held out).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the adapters (initial weights, training order, negatives).")
+@click.option("--real-pairs-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="At most this share of DPO's pairs come from your edited and rejected drafts.")
 @click.option("--progress-lines", is_flag=True, hidden=True, help="One 'PROGRESS {json}' line per update (for the app).")
 @json_option
-def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, tune, seed, progress_lines, as_json) -> None:
+def train(profile, everyone, tasks, epochs, lr, rank, no_dpo, max_items, force, tune, seed, real_pairs_share, progress_lines,
+          as_json) -> None:
     """Retrain PROFILE's adapters where their history changed (resumable; the old adapter stays until the new one is ready)."""
     with needs_train_extra("training"):
         from trainer.pipeline import Job, Options
 
-    options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items, tune=tune, seed=seed)
+    options = Options(epochs=epochs, lr=lr, rank=rank, dpo=not no_dpo, force=force, max_items=max_items, tune=tune, seed=seed,
+                      real_pairs_share=real_pairs_share)
     if not profile and not everyone:
         raise CopeError("whose adapters? pass --profile NAME, or --all", hint="cope profiles lists them")
     with open_store() as store, StageProgress(enabled=not (as_json or progress_lines)) as bars:
