@@ -9,7 +9,7 @@ from cope_local.drafting.tasks import get_task
 from cope_local.errors import CopeError
 from cope_local.eval.data import load
 from cope_local.eval.metrics import paired_bootstrap, rouge
-from cope_local.eval.protocol import Settings, ranks, split
+from cope_local.eval.protocol import Settings, ranks, split, test_cases
 from cope_local.eval.reports import per_user_table, summarise, text_chart
 
 WORDS = ["council", "bikes", "rain", "bakery", "museum", "eggs", "robot", "library", "bridge", "owls", "zoo", "market"]
@@ -203,3 +203,41 @@ def test_eval_on_another_model_resumes_on_it_and_refuses_a_switch(cope, cope_hom
     assert cope(*args).exit_code == 0 and (out / "predictions.jsonl").read_text() == before
     refused = cope(*args, "--model", "smollm2-135m")
     assert refused.exit_code == 1 and "drafted with gemma3-270m" in refused.stderr and "another --out" in refused.stderr
+
+
+def test_the_simulated_rewriter_never_trains_on_a_test_item_and_spares_what_tuning_holds_out(tmp_path):
+    """--edits: night 1 sees only items older than the edits; the test questions are in no night;
+    the items tuning holds out of night 2 are not among the edits (their pairs would be unused)."""
+    pytest.importorskip("torch")
+    from trainer import tuning
+    from trainer.eval.edits import plan
+
+    _, questions = load(write_lamp(tmp_path / "lamp", users=1, items=40))
+    settings = Settings(users=1, questions_per_user=5, edits=6, tune=True)
+    history, cases = test_cases(questions[0], settings)
+    older, edited, newer = plan(history, settings)
+    assert older + edited + newer == history and len(edited) == 6
+    assert [i for i, _, _ in newer] == [i for i, _, _ in reversed(tuning.split(list(reversed(history)))[1])]
+    assert max(date for *_, date in older) < min(date for *_, date in edited)
+    tested = {json.dumps(case.inputs, sort_keys=True) for case in cases}
+    assert not tested & {json.dumps(inputs, sort_keys=True) for inputs, _, _ in history}
+    with pytest.raises(CopeError, match="no history for the first night"):
+        plan(history[:8], Settings(edits=6, tune=True))
+
+
+@pytest.mark.slow
+def test_cope_eval_with_edits_learns_from_the_rewritten_drafts(cope, tmp_path):
+    from cope_local.home import ensure_home
+    from cope_local.store import adapter_registry, drafts
+    from cope_local.store.database import Store
+
+    out = tmp_path / "out"
+    result = cope("eval", "--data", write_lamp(tmp_path / "lamp"), "--users", "1", "--questions-per-user", "2", "--epochs",
+                  "1", "--methods", "tam,cope", "--edits", "2", "--out", out)
+    assert result.exit_code == 0, result.output
+    with Store.open(ensure_home(out / "store")) as store:
+        writer = store.profile_id("user:writer3")
+        made = drafts.of_profile(store, writer)
+        assert len(made) == 2 and {d["outcome"] for d in made} <= {"edited", "accepted"}
+        night = adapter_registry.active(store, "headline", "user", writer)
+        assert night.version == 2 and night.metrics["real_pairs"]["used"] == [d["outcome"] for d in made].count("edited")

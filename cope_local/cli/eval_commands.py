@@ -39,10 +39,13 @@ from cope_local.eval.protocol import Settings, part
 @click.option("--tune", is_flag=True, help="Per-user tuning (as cope train --tune) on each user's held-out newest items.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the TAM's and the users' adapters (initial weights, training order, negatives).")
+@click.option("--edits", type=int, default=0, show_default=True,
+              help="Simulate a person who rewrote N drafts: night 1's CoPe drafts N history items, their real "
+                   "text is the edit, night 2 learns from those pairs (compare with a run without --edits).")
 @click.option("--model", "model_name", help="A model from `cope models` [default: the embedded one; a rerun: the run's].")
 @click.pass_context
 def eval_command(ctx, data, task, users, skip, fold, max_profile, questions_per_user, methods, out, shard, tam, ray,
-                 tam_items, epochs, lr, rank, tune, seed, model_name) -> None:
+                 tam_items, epochs, lr, rank, tune, seed, edits, model_name) -> None:
     """Run the paper's methods on LaMP / LongLaMP test users; writes results.json, results.md, a chart
     and scores.json (the scores alone, without any text or name: safe to share)."""
     if ctx.invoked_subcommand is not None:
@@ -58,7 +61,7 @@ def eval_command(ctx, data, task, users, skip, fold, max_profile, questions_per_
         raise CopeError(f"unknown methods: {', '.join(sorted(unknown))}", hint="choose from " + ",".join(METHODS))
     settings = Settings(users=users, max_profile=max_profile, questions_per_user=questions_per_user, methods=chosen,
                         shard=part(shard, "--shard"), tam_items=tam_items, epochs=epochs, lr=lr, rank=rank, tune=tune,
-                        skip=skip, fold=part(fold, "--fold"), seed=seed)
+                        skip=skip, fold=part(fold, "--fold"), seed=seed, edits=edits)
     with StageProgress() as progress:
         run(data, out, task, settings, progress.update, tam=tam, ray=ray, model=model_info(model_name))
     _show(out)

@@ -27,6 +27,7 @@ class Settings:
     skip: int = 0  # the longest histories left out of the test users (an earlier run's users)
     fold: tuple[int, int] = (0, 1)
     seed: int = 0  # of the TAM's and the users' adapters (training order, initial weights, negatives)
+    edits: int = 0  # simulate a person who rewrote this many drafts (trainer/eval/edits.py)
 
 
 # Settings a run's shards differ in by design; every other setting must agree for a merge.

@@ -32,24 +32,31 @@ def _draft(store: Store, draft_id: int):
     return row
 
 
-def accept(store: Store, draft_id: int, text: str | None = None) -> int:
-    """Keep a draft (as generated, or as edited: `text`) as the person's writing; the writing's id.
-    A draft rejected before is accepted all the same (the person changed their mind)."""
+def accept(store: Store, draft_id: int, text: str | None = None, written_at: str | None = None) -> int:
+    """Keep a draft (as generated, or as edited: `text`) as the person's writing (written now,
+    unless `written_at` says when); the writing's id. A draft rejected before is accepted all the
+    same (the person changed their mind)."""
+    with store.transaction():
+        return mark_accepted(store, draft_id, text, written_at)
+
+
+def mark_accepted(store: Store, draft_id: int, text: str | None, written_at: str | None) -> int:
+    """`accept` inside a transaction the caller holds (to accept several drafts all or none)."""
     profile_id, task, inputs, generated, _, _ = _draft(store, draft_id)
     final = (text if text is not None else generated).strip()
     if not final:
         raise CopeError("an accepted draft cannot be empty", hint="give the text to keep: cope accept ID --text '…'")
-    with store.transaction():
-        writing_id = store.add_writing(profile_id, task, json.loads(inputs), final, origin="draft", written_at=utc_now())
-        if writing_id is None:  # the same text is already history
-            writing_id = store.conn.execute(
-                "SELECT id FROM writings WHERE profile_id = ? AND task = ? AND output = ? ORDER BY id DESC",
-                (profile_id, task, final),
-            ).fetchone()[0]
-        store.conn.execute(
-            "UPDATE drafts SET accepted_text = ?, accepted_at = ?, writing_id = ?, rejected_at = NULL WHERE id = ?",
-            (final, utc_now(), writing_id, draft_id),
-        )
+    writing_id = store.add_writing(profile_id, task, json.loads(inputs), final, origin="draft",
+                                   written_at=written_at or utc_now())
+    if writing_id is None:  # the same text is already history
+        writing_id = store.conn.execute(
+            "SELECT id FROM writings WHERE profile_id = ? AND task = ? AND output = ? ORDER BY id DESC",
+            (profile_id, task, final),
+        ).fetchone()[0]
+    store.conn.execute(
+        "UPDATE drafts SET accepted_text = ?, accepted_at = ?, writing_id = ?, rejected_at = NULL WHERE id = ?",
+        (final, utc_now(), writing_id, draft_id),
+    )
     return writing_id
 
 

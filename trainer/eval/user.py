@@ -22,6 +22,7 @@ from cope_local.progress import Report, ignore
 from cope_local.store import adapter_registry
 from cope_local.store.database import Store
 from cope_local.store.models import resolve
+from trainer.eval import edits
 from trainer.pipeline import Job, Options
 
 
@@ -41,7 +42,7 @@ def import_users(store: Store, task: Task, test: list[Question], others: list[Qu
         for question in test:
             person = store.ensure_profile(f"user:{question.user}", "person")
             history, _ = test_cases(question, settings)
-            for inputs, output, date in history:
+            for inputs, output, date in (edits.plan(history, settings)[0] if settings.edits else history):
                 store.add_writing(person, task.name, inputs, output, written_at=date)
 
 
@@ -53,6 +54,8 @@ def evaluate_user(store: Store, engine: Engine, task: Task, question: Question, 
     if not wanted:
         return
     if any(METHODS[m].user for m in wanted):
+        if settings.edits:
+            edits.first_night(store, engine, f"user:{question.user}", task, history, settings, options(settings), report)
         adapters, tuned = user_adapters(store, f"user:{question.user}", task, settings, report)
     else:  # the run's TAM at most: nothing of this user's to train
         tam = adapter_registry.active(store, task.name, "tam", None)
