@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# A worker of the pre-registered runs of docs/protocol.md, section 2: it takes the next job of
+# docs/runs/proof-at-scale.queue that is neither done nor claimed, runs it pinned to one core with
+# the frozen code, and commits each finished shard's scores.json at once (runs survive a change of
+# machine: a new machine retrains what it lacks and goes on).
+#   bash docs/runs/proof-at-scale.sh CORE        # e.g. two workers: CORE 0 and CORE 1
+# Env: COPE_FROZEN (the frozen worktree), COPE_RUNS (run folders), COPE_PASSPHRASE, DRY_RUN=1.
+set -u
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+RUNS=${COPE_RUNS:-$REPO/../eval-runs}
+FROZEN=${COPE_FROZEN:-$REPO/../eval-frozen}
+DATA=${COPE_DATA:-$REPO/../shared/data}
+CORE=$1
+export PYTHONPATH=$FROZEN COPE_PASSPHRASE=${COPE_PASSPHRASE:-eval-runs} HF_HUB_OFFLINE=1
+METHODS=base,tam,oppu,oppu_dpo,oppu_cd,cope
+MPV="--data $DATA/mpv-commit-bodies --task email --users 60 --max-profile 100 --questions-per-user 5 --tam-items 1000 --tune"
+HP="--data $DATA/huffpost-lamp4 --task headline --skip 18 --users 40 --max-profile 100 --questions-per-user 5 --tune"
+mkdir -p "$RUNS/claims"
+
+kept() {  # where a job's scores.json is committed (none for a TAM)
+  case $1 in
+    mpv) echo "docs/results/eval-mpv60-3fold/fold-$2/shard-$3/scores.json" ;;
+    hp) echo "docs/results/eval-huffpost-40new/shard-$2/scores.json" ;;
+  esac
+}
+
+done_already() {
+  case $1 in
+    mpv-tam) [ -f "$RUNS/mpv60-f$2-tam/tam/tam.json" ] ;;
+    hp-tam) [ -f "$RUNS/hp40-tam/tam/tam.json" ] ;;
+    *) [ -f "$REPO/$(kept "$@")" ] ;;
+  esac
+}
+
+ready() {  # a shard needs its TAM
+  case $1 in
+    mpv) done_already mpv-tam "$2" ;;
+    hp) done_already hp-tam ;;
+    *) true ;;
+  esac
+}
+
+run() {
+  local cope="taskset -c $CORE $REPO/.venv/bin/cope eval"
+  case $1 in
+    mpv-tam) set -- "$RUNS/mpv60-f$2-tam" $MPV --fold "$2/3" --methods tam --shard 0/20 ;;
+    hp-tam) set -- "$RUNS/hp40-tam" $HP --methods tam --shard 0/40 ;;
+    mpv) set -- "$RUNS/mpv60-f$2-s$3" $MPV --fold "$2/3" --methods $METHODS --shard "$3/20" --tam "$RUNS/mpv60-f$2-tam/tam" ;;
+    hp) set -- "$RUNS/hp40-s$2" $HP --methods $METHODS --shard "$2/40" --tam "$RUNS/hp40-tam/tam" ;;
+  esac
+  local out=$1; shift
+  [ -n "${DRY_RUN:-}" ] && { echo "$cope $* --out $out"; return 0; }
+  date +%s > "$out.start"
+  $cope "$@" --out "$out" > "$out.log" 2>&1
+  local code=$?
+  date +%s > "$out.end"
+  grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 > "$out.cpu"
+  return $code
+}
+
+commit() {  # the finished shard's scores.json, alone in its commit (retried while git is busy)
+  local path out=$2
+  path=$(kept "${@:3}")
+  mkdir -p "$REPO/$(dirname "$path")"
+  cp "$out/scores.json" "$REPO/$path"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    (cd "$REPO" && git add -f "$path" && git commit -q -m "eval: $1 ($(( ($(cat "$out.end") - $(cat "$out.start")) / 60 )) min, core $CORE, scores only)" -- "$path") && return 0
+    sleep 5
+  done
+  echo "could not commit $path" >&2
+}
+
+jobs() { grep -v '^#' "$REPO/docs/runs/proof-at-scale.queue" | grep -v '^$'; }
+
+if [ -n "${DRY_RUN:-}" ]; then  # the commands, in order, without running them
+  jobs | while read -r name a b; do run "$name" $a $b; done
+  exit 0
+fi
+
+while true; do
+  picked="" waiting=0
+  while read -r name a b; do
+    done_already "$name" $a $b && continue
+    waiting=1
+    ready "$name" $a $b || continue
+    claim="$RUNS/claims/$name-$a-$b"
+    if [ -d "$claim" ] && ! kill -0 "$(cat "$claim/pid" 2>/dev/null)" 2>/dev/null; then rm -rf "$claim"; fi  # a dead worker's
+    mkdir "$claim" 2>/dev/null || continue
+    echo $$ > "$claim/pid"
+    picked="$name $a $b"
+    break
+  done < <(jobs)
+  [ $waiting = 0 ] && { echo "every job is done"; exit 0; }
+  [ -z "$picked" ] && { sleep 60; continue; }
+  set -- $picked
+  if run "$@"; then
+    case $1 in
+      mpv) commit "mpv60 3-fold, fold $2/3 shard $3/20" "$RUNS/mpv60-f$2-s$3" "$@" ;;
+      hp) commit "HuffPost 40 new users, shard $2/40" "$RUNS/hp40-s$2" "$@" ;;
+    esac
+  fi
+  rm -rf "$RUNS/claims/$1-${2:-}-${3:-}"
+done
