@@ -139,3 +139,26 @@ def test_ray_runs_one_task_per_user_with_the_same_results(runs, tmp_path, cope_h
     assert result.returncode == 0, result.stdout + result.stderr
     ours, one = (json.loads((folder / "results.json").read_text()) for folder in (out, root / "one"))
     assert ours["questions"] == one["questions"] and ours["summary"] == one["summary"]
+
+
+def test_compare_two_runs_user_by_user(tmp_path):
+    """`cope eval compare A B`: CoPe − TAM per user in each run, and how it moved, by user."""
+    from cope_local.eval.compare import compare
+
+    def run(name, gain, data="d"):
+        folder = scores_of(tmp_path / name, (0, 1), (0, 1), ["u1", "u2", "u3"], "tam")
+        result = json.loads((folder / "scores.json").read_text())
+        for row in result["questions"]:
+            row["rougeL"] += gain[row["id"]] if row["method"] == "cope" else 0.0
+        result["data_fingerprint"] = data
+        return result
+
+    a = run("a", {"u1": 0.1, "u2": 0.1, "u3": 0.1})
+    b = run("b", {"u1": 0.0, "u2": 0.0, "u3": 0.3})
+    found = compare(a, b)
+    assert found["users"] == 3 and found["a_minus_b"]["diff"] == pytest.approx(0.0)
+    assert (found["a_minus_b"]["better"], found["a_minus_b"]["worse"]) == (2, 1)
+    assert [row["user"] for row in found["per_user"]] == [1, 2, 3]
+    with pytest.raises(CopeError, match="different data"):
+        compare(a, run("c", {"u1": 0, "u2": 0, "u3": 0}, data="other"))
+

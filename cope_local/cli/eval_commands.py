@@ -3,12 +3,13 @@ Ray; `cope eval merge` puts shards back together."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from cope_local.cli.common import StageProgress, model_info
-from cope_local.drafting.methods import METHODS
+from cope_local.drafting.methods import LABELS, METHODS
 from cope_local.drafting.tasks import registry
 from cope_local.errors import CopeError, needs_train_extra
 from cope_local.eval.protocol import Settings, part
@@ -78,6 +79,22 @@ def merge(shards, out) -> None:
 
     merge_shards(list(shards), out)
     _show(out)
+
+
+@eval_command.command("compare")
+@click.argument("a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--method", default="cope", show_default=True, type=click.Choice(list(METHODS)))
+@click.option("--reference", default="tam", show_default=True, type=click.Choice(list(METHODS)))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare(a, b, method, reference, as_json) -> None:
+    """Two runs on the same users (folders with results.json or scores.json; a merged run will do):
+    METHOD − REFERENCE per user in each, and how it moved from B to A, by user."""
+    from cope_local.eval import compare as comparing
+    from cope_local.eval.results import read
+
+    found = comparing.compare(read(a), read(b), method, reference)
+    click.echo(json.dumps(found, indent=1) if as_json else comparing.markdown(found, LABELS))
 
 
 def _show(out: Path) -> None:

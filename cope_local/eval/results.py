@@ -58,7 +58,7 @@ def merge(shards: list[Path], out: Path) -> dict:
     """One result from the outputs of every shard (of every fold) of a run; refuses shards that
     differ in data, task, model or settings (naming the difference) or that do not make up the
     whole run; reports, never hides, shards of one fold that used different TAMs."""
-    results = [_read(folder) for folder in shards]
+    results = [read(folder) for folder in shards]
     first = results[0]
     for folder, result in zip(shards[1:], results[1:]):
         for field in SAME_IN_EVERY_SHARD:
@@ -105,7 +105,7 @@ def merge(shards: list[Path], out: Path) -> dict:
     return write(out, header, [row for question in questions for row in rows_of[question]])
 
 
-def _read(folder: Path) -> dict:
+def read(folder: Path) -> dict:
     path = folder / "results.json"
     if not path.exists() and (folder / "scores.json").exists():
         path = folder / "scores.json"
