@@ -9,7 +9,7 @@ from cope_local.drafting.tasks import get_task
 from cope_local.errors import CopeError
 from cope_local.eval.data import load
 from cope_local.eval.metrics import paired_bootstrap, rouge
-from cope_local.eval.protocol import Settings, ranks, split, test_cases
+from cope_local.eval.protocol import Settings, history_and_cases, ranks, split
 from cope_local.eval.reports import per_user_table, summarise, text_chart
 
 WORDS = ["council", "bikes", "rain", "bakery", "museum", "eggs", "robot", "library", "bridge", "owls", "zoo", "market"]
@@ -214,7 +214,7 @@ def test_the_simulated_rewriter_never_trains_on_a_test_item_and_spares_what_tuni
 
     _, questions = load(write_lamp(tmp_path / "lamp", users=1, items=40))
     settings = Settings(users=1, questions_per_user=5, edits=6, tune=True)
-    history, cases = test_cases(questions[0], settings)
+    history, cases = history_and_cases(questions[0], settings)
     older, edited, newer = plan(history, settings)
     assert older + edited + newer == history and len(edited) == 6
     assert [i for i, _, _ in newer] == [i for i, _, _ in reversed(tuning.split(list(reversed(history)))[1])]

@@ -71,7 +71,7 @@ def ranks(test_questions: list[str], settings: dict) -> dict[str, int]:
             for position, question in enumerate(test_questions)}
 
 
-def test_cases(question: Question, settings: Settings) -> tuple[list[tuple[dict, str, str | None]], list[Question]]:
+def history_and_cases(question: Question, settings: Settings) -> tuple[list[tuple[dict, str, str | None]], list[Question]]:
     """(training history, questions): the official question, plus the newest items of the
     history as extra questions when asked (each answered from older history only)."""
     history = question.profile[-settings.max_profile:] if settings.max_profile else list(question.profile)

@@ -15,7 +15,7 @@ from cope_local.drafting.tasks import get_task
 from cope_local.engine.engine import Engine
 from cope_local.errors import CopeError
 from cope_local.eval.data import Question
-from cope_local.eval.protocol import test_cases
+from cope_local.eval.protocol import history_and_cases
 from cope_local.home import ensure_home
 from cope_local.progress import Progress, Report
 from cope_local.store.database import Store
@@ -44,7 +44,7 @@ def fan_out(address: str, task, test: list[Question], settings, tam_folder: Path
         tam = ray.put(_files(tam_folder)) if tam_folder else None
         pending = {}
         for question in test:
-            ids = {case.id for case in test_cases(question, settings)[1]}
+            ids = {case.id for case in history_and_cases(question, settings)[1]}
             done = {key: True for key in answers.done if key[0] in ids}
             pending[user_task.remote(task.name, question, settings, tam, done)] = question
         finished = len(test) - len(pending)

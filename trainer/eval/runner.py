@@ -14,7 +14,7 @@ from cope_local.engine.engine import Engine
 from cope_local.errors import CopeError
 from cope_local.eval import results
 from cope_local.eval.data import Question, data_fingerprint, load
-from cope_local.eval.protocol import Settings, shard_of, split, test_cases
+from cope_local.eval.protocol import Settings, history_and_cases, shard_of, split
 from cope_local.gguf.files import fingerprint
 from cope_local.home import ensure_home
 from cope_local.progress import Cancel, Progress, Report, ignore
@@ -91,7 +91,7 @@ class Answers:
         """The answers of these users and methods: by test user, then method, then question."""
         ordered = []
         for question in test:
-            cases = test_cases(question, settings)[1]
+            cases = history_and_cases(question, settings)[1]
             ordered += [self.done[(case.id, method)] for method in settings.methods for case in cases
                         if (case.id, method) in self.done]
         return ordered

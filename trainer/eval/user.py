@@ -16,7 +16,7 @@ from cope_local.engine.engine import Engine, Plan
 from cope_local.errors import CopeError
 from cope_local.eval.data import Question
 from cope_local.eval.metrics import rouge
-from cope_local.eval.protocol import Settings, test_cases
+from cope_local.eval.protocol import Settings, history_and_cases
 from cope_local.jobs.draft import person_adapters
 from cope_local.progress import Report, ignore
 from cope_local.store import adapter_registry
@@ -41,7 +41,7 @@ def import_users(store: Store, task: Task, test: list[Question], others: list[Qu
                 store.add_writing(corpus, task.name, inputs, output, written_at=date)
         for question in test:
             person = store.ensure_profile(f"user:{question.user}", "person")
-            history, _ = test_cases(question, settings)
+            history, _ = history_and_cases(question, settings)
             for inputs, output, date in (edits.plan(history, settings)[0] if settings.edits else history):
                 store.add_writing(person, task.name, inputs, output, written_at=date)
 
@@ -49,7 +49,7 @@ def import_users(store: Store, task: Task, test: list[Question], others: list[Qu
 def evaluate_user(store: Store, engine: Engine, task: Task, question: Question, settings: Settings, done: dict,
                   report: Report = ignore) -> Iterator[dict]:
     """The answers of one test user that `done` lacks, training the user's adapters first if needed."""
-    history, cases = test_cases(question, settings)
+    history, cases = history_and_cases(question, settings)
     wanted = [m for m in settings.methods if any((c.id, m) not in done for c in cases)]
     if not wanted:
         return
