@@ -162,3 +162,22 @@ def test_compare_two_runs_user_by_user(tmp_path):
     with pytest.raises(CopeError, match="different data"):
         compare(a, run("c", {"u1": 0, "u2": 0, "u3": 0}, data="other"))
 
+
+
+def test_summary_of_some_users_of_a_merged_run(tmp_path, cope):
+    """`cope eval summary RUN --ranks A-B --fold k/n`: the statistics of the users of those ranks,
+    of that fold (what `cope eval --fold k/n` tested), from a merged run."""
+    from cope_local.eval import subset
+
+    parts = [scores_of(tmp_path / f"f{f}s{s}", (f, 2), (s, 2), [f"u{1 + f + 2 * s}"], "tam") for f in (0, 1) for s in (0, 1)]
+    merged = merge(parts, tmp_path / "merged")
+    assert subset.users_of(merged, fold=(1, 2)) == ["u2", "u4"]
+    assert subset.users_of(merged, within=(2, 3)) == ["u2", "u3"]
+    assert subset.summary_of(merged, ["u2", "u3"])["cope"]["vs_tam"]["by_user"]["users"] == 2
+    shown = cope("eval", "summary", tmp_path / "merged", "--ranks", "2-4", "--fold", "0/2")
+    assert shown.exit_code == 0 and shown.output.startswith("1 user\n") and "| CoPe (DPO+CD) |" in shown.output
+    with pytest.raises(CopeError, match="not A-B"):
+        subset.rank_range("16")
+    with pytest.raises(CopeError, match="no user of this run") as refused:
+        subset.users_of(merged, within=(40, 60))
+    assert "1-4" in refused.value.hint

@@ -1,5 +1,6 @@
 """`cope eval`: the paper's experiments on LaMP / LongLaMP data, on this machine, in shards, or on
-Ray; `cope eval merge` puts shards back together."""
+Ray; `cope eval merge` puts shards back together, `compare` sets two runs side by side, `summary`
+reports some of a run's users."""
 
 from __future__ import annotations
 
@@ -95,6 +96,23 @@ def compare(a, b, method, reference, as_json) -> None:
 
     found = comparing.compare(read(a), read(b), method, reference)
     click.echo(json.dumps(found, indent=1) if as_json else comparing.markdown(found, LABELS))
+
+
+@eval_command.command("summary")
+@click.argument("run_folder", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--ranks", "within", help="Only the users of these ranks (history length), e.g. 16-60.")
+@click.option("--fold", help="Only the users fold k/n of `cope eval --fold` tests, e.g. 0/3.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def summary(run_folder, within, fold, as_json) -> None:
+    """A finished run's statistics (by user first) over some of its users: a rank range, a fold."""
+    from cope_local.eval import subset
+    from cope_local.eval.reports import markdown_table
+    from cope_local.eval.results import read
+
+    result = read(run_folder)
+    users = subset.users_of(result, subset.rank_range(within) if within else None, part(fold, "--fold") if fold else None)
+    found = subset.summary_of(result, users)
+    click.echo(json.dumps(found, indent=1) if as_json else f"{len(users)} user{'' if len(users) == 1 else 's'}\n\n" + markdown_table(found, LABELS))
 
 
 def _show(out: Path) -> None:
