@@ -4,6 +4,7 @@
 # the frozen code, and commits each finished shard's scores.json at once (runs survive a change of
 # machine: a new machine retrains what it lacks and goes on).
 #   bash docs/runs/proof-at-scale.sh CORE        # e.g. two workers: CORE 0 and CORE 1
+# A session's end kills the workers: the same commands resume (finished stages and answers are kept).
 # Env: COPE_FROZEN (the frozen worktree), COPE_RUNS (run folders), COPE_PASSPHRASE, DRY_RUN=1.
 set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,7 +29,7 @@ done_already() {
   case $1 in
     mpv-tam) [ -f "$RUNS/mpv60-f$2-tam/tam/tam.json" ] ;;
     hp-tam) [ -f "$RUNS/hp40-tam/tam/tam.json" ] ;;
-    *) [ -f "$REPO/$(kept "$@")" ] ;;
+    *) git -C "$REPO" cat-file -e "HEAD:$(kept "$@")" 2>/dev/null ;;  # committed, not just copied
   esac
 }
 
