@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
-# A worker of the pre-registered runs of docs/protocol.md, section 2: it takes the next job of
+# A worker of the pre-registered runs of docs/protocol.md, sections 2 and 3: it takes the next job of
 # docs/runs/proof-at-scale.queue that is neither done nor claimed, runs it pinned to one core with
-# the frozen code, and commits each finished shard's scores.json at once (runs survive a change of
+# its section's frozen code, and commits each finished shard's scores.json at once (runs survive a change of
 # machine: a new machine retrains what it lacks and goes on).
 #   bash docs/runs/proof-at-scale.sh CORE        # e.g. two workers: CORE 0 and CORE 1
 # A session's end kills the workers: the same commands resume (finished stages and answers are kept).
-# Env: COPE_FROZEN (the frozen worktree), COPE_RUNS (run folders), COPE_PASSPHRASE, DRY_RUN=1.
+# Env: COPE_FROZEN, COPE_EDITS_CODE (the worktrees of sections 2 and 3), COPE_RUNS (run folders),
+# COPE_PASSPHRASE, DRY_RUN=1.
 set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 RUNS=${COPE_RUNS:-$REPO/../eval-runs}
 FROZEN=${COPE_FROZEN:-$REPO/../eval-frozen}
+EDITS_CODE=${COPE_EDITS_CODE:-$REPO/../eval-edits}
 DATA=${COPE_DATA:-$REPO/../shared/data}
 CORE=$1
-export PYTHONPATH=$FROZEN COPE_PASSPHRASE=${COPE_PASSPHRASE:-eval-runs} HF_HUB_OFFLINE=1
+export COPE_PASSPHRASE=${COPE_PASSPHRASE:-eval-runs} HF_HUB_OFFLINE=1
 METHODS=base,tam,oppu,oppu_dpo,oppu_cd,cope
 MPV="--data $DATA/mpv-commit-bodies --task email --users 60 --max-profile 100 --questions-per-user 5 --tam-items 1000 --tune"
 HP="--data $DATA/huffpost-lamp4 --task headline --skip 18 --users 40 --max-profile 100 --questions-per-user 5 --tune"
+# section 3: section 1's fresh authors and TAM (the data: docs/benchmarks.md, "Long-form on fresh authors")
+FRESH="--data $RUNS/data/mpv-fresh --task email --users 15 --max-profile 100 --questions-per-user 5 --tam-items 1000 --tune"
 mkdir -p "$RUNS/claims"
 
 kept() {  # where a job's scores.json is committed (none for a TAM)
   case $1 in
     mpv) echo "docs/results/eval-mpv60-3fold/fold-$2/shard-$3/scores.json" ;;
     hp) echo "docs/results/eval-huffpost-40new/shard-$2/scores.json" ;;
+    edits-check) echo "docs/results/eval-mpv-fresh-15x5-recheck/shard-0/scores.json" ;;
+    edits) echo "docs/results/eval-mpv-fresh-15x5-edits20/shard-$2/scores.json" ;;
   esac
 }
 
@@ -37,22 +43,27 @@ ready() {  # a shard needs its TAM
   case $1 in
     mpv) done_already mpv-tam "$2" ;;
     hp) done_already hp-tam ;;
+    edits*) [ -f "$RUNS/mpv-fresh-tam/tam/tam.json" ] && [ -d "$RUNS/data/mpv-fresh" ] ;;
     *) true ;;
   esac
 }
 
 run() {
-  local cope="taskset -c $CORE $REPO/.venv/bin/cope eval"
+  local cope="taskset -c $CORE $REPO/.venv/bin/cope eval" code=$FROZEN
   case $1 in
     mpv-tam) set -- "$RUNS/mpv60-f$2-tam" $MPV --fold "$2/3" --methods tam --shard 0/20 ;;
     hp-tam) set -- "$RUNS/hp40-tam" $HP --methods tam --shard 0/40 ;;
     mpv) set -- "$RUNS/mpv60-f$2-s$3" $MPV --fold "$2/3" --methods $METHODS --shard "$3/20" --tam "$RUNS/mpv60-f$2-tam/tam" ;;
     hp) set -- "$RUNS/hp40-s$2" $HP --methods $METHODS --shard "$2/40" --tam "$RUNS/hp40-tam/tam" ;;
+    edits-check) code=$EDITS_CODE
+      set -- "$RUNS/fresh-recheck-s0" $FRESH --methods $METHODS --shard 0/15 --tam "$RUNS/mpv-fresh-tam/tam" ;;
+    edits) code=$EDITS_CODE
+      set -- "$RUNS/fresh-edits-s$2" $FRESH --edits 20 --methods $METHODS --shard "$2/15" --tam "$RUNS/mpv-fresh-tam/tam" ;;
   esac
   local out=$1; shift
-  [ -n "${DRY_RUN:-}" ] && { echo "$cope $* --out $out"; return 0; }
+  [ -n "${DRY_RUN:-}" ] && { echo "PYTHONPATH=$code $cope $* --out $out"; return 0; }
   date +%s > "$out.start"
-  $cope "$@" --out "$out" > "$out.log" 2>&1
+  PYTHONPATH=$code $cope "$@" --out "$out" > "$out.log" 2>&1
   local code=$?
   date +%s > "$out.end"
   grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 > "$out.cpu"
@@ -98,6 +109,8 @@ while true; do
     case $1 in
       mpv) commit "mpv60 3-fold, fold $2/3 shard $3/20" "$RUNS/mpv60-f$2-s$3" "$@" ;;
       hp) commit "HuffPost 40 new users, shard $2/40" "$RUNS/hp40-s$2" "$@" ;;
+      edits-check) commit "section 3's check: fresh shard 0/15 rerun without --edits" "$RUNS/fresh-recheck-s0" "$@" ;;
+      edits) commit "fresh mpv --edits 20, shard $2/15" "$RUNS/fresh-edits-s$2" "$@" ;;
     esac
   fi
   rm -rf "$RUNS/claims/$1-${2:-}-${3:-}"
