@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A worker of the pre-registered runs of docs/protocol.md, sections 2 and 3: it takes the next job of
-# docs/runs/proof-at-scale.queue that is neither done nor claimed, runs it pinned to one core with
-# its section's frozen code, and commits each finished shard's scores.json at once (runs survive a change of
-# machine: a new machine retrains what it lacks and goes on).
+# docs/runs/proof-at-scale.queue that is neither done nor claimed, runs it with its section's frozen
+# code (a shard pinned to the worker's core; a TAM on every core, the other worker waiting), and
+# commits each finished shard's scores.json at once (runs survive a change of machine: a new
+# machine retrains the TAM it needs and goes on).
 #   bash docs/runs/proof-at-scale.sh CORE        # e.g. two workers: CORE 0 and CORE 1
 # A session's end kills the workers: the same commands resume (finished stages and answers are kept).
 # Env: COPE_FROZEN, COPE_EDITS_CODE (the worktrees of sections 2 and 3), COPE_RUNS (run folders),
@@ -26,37 +27,57 @@ kept() {  # where a job's scores.json is committed (none for a TAM)
   case $1 in
     mpv) echo "docs/results/eval-mpv60-3fold/fold-$2/shard-$3/scores.json" ;;
     hp) echo "docs/results/eval-huffpost-40new/shard-$2/scores.json" ;;
-    edits-check) echo "docs/results/eval-mpv-fresh-15x5-recheck/shard-0/scores.json" ;;
+    history) echo "docs/results/eval-mpv-fresh-15x5-history-a1b36e3/shard-$2/scores.json" ;;
     edits) echo "docs/results/eval-mpv-fresh-15x5-edits20/shard-$2/scores.json" ;;
   esac
 }
 
-done_already() {
+tam_dir() {  # the TAM a job trains or takes
   case $1 in
-    mpv-tam) [ -f "$RUNS/mpv60-f$2-tam/tam/tam.json" ] ;;
-    hp-tam) [ -f "$RUNS/hp40-tam/tam/tam.json" ] ;;
-    *) git -C "$REPO" cat-file -e "HEAD:$(kept "$@")" 2>/dev/null ;;  # committed, not just copied
+    mpv*) echo "$RUNS/mpv60-f$2-tam" ;;
+    hp*) echo "$RUNS/hp40-tam" ;;
+    *) echo "$RUNS/mpv-fresh-tam" ;;
+  esac
+}
+
+committed() { git -C "$REPO" cat-file -e "HEAD:$(kept "$@")" 2>/dev/null; }  # not just copied
+
+needed_by() {  # the shards a TAM job serves
+  case $1 in
+    mpv-tam) for i in $(seq 0 19); do echo "mpv $2 $i"; done ;;
+    hp-tam) for i in $(seq 0 39); do echo "hp $i"; done ;;
+    fresh-tam) for i in $(seq 0 14); do echo "history $i"; echo "edits $i"; done ;;
+  esac
+}
+
+done_already() {  # a TAM is done once trained here, or once none of its shards is left to run
+  case $1 in
+    *-tam) [ -f "$(tam_dir "$@")/tam/tam.json" ] && return 0
+      while read -r job; do committed $job || return 1; done < <(needed_by "$@") ;;
+    *) committed "$@" ;;
   esac
 }
 
 ready() {  # a shard needs its TAM
   case $1 in
-    mpv) done_already mpv-tam "$2" ;;
-    hp) done_already hp-tam ;;
-    edits*) [ -f "$RUNS/mpv-fresh-tam/tam/tam.json" ] && [ -d "$RUNS/data/mpv-fresh" ] ;;
+    mpv|hp) [ -f "$(tam_dir "$@")/tam/tam.json" ] ;;
+    history|edits) [ -f "$(tam_dir "$@")/tam/tam.json" ] && [ -d "$RUNS/data/mpv-fresh" ] ;;
     *) true ;;
   esac
 }
 
 run() {
   local cope="taskset -c $CORE $REPO/.venv/bin/cope eval" code=$FROZEN
+  case $1 in *-tam) cope="$REPO/.venv/bin/cope eval" ;; esac  # every core: the other worker waits
   case $1 in
     mpv-tam) set -- "$RUNS/mpv60-f$2-tam" $MPV --fold "$2/3" --methods tam --shard 0/20 ;;
     hp-tam) set -- "$RUNS/hp40-tam" $HP --methods tam --shard 0/40 ;;
     mpv) set -- "$RUNS/mpv60-f$2-s$3" $MPV --fold "$2/3" --methods $METHODS --shard "$3/20" --tam "$RUNS/mpv60-f$2-tam/tam" ;;
     hp) set -- "$RUNS/hp40-s$2" $HP --methods $METHODS --shard "$2/40" --tam "$RUNS/hp40-tam/tam" ;;
-    edits-check) code=$EDITS_CODE
-      set -- "$RUNS/fresh-recheck-s0" $FRESH --methods $METHODS --shard 0/15 --tam "$RUNS/mpv-fresh-tam/tam" ;;
+    fresh-tam) code=$EDITS_CODE
+      set -- "$RUNS/mpv-fresh-tam" $FRESH --methods tam --shard 0/15 ;;
+    history) code=$EDITS_CODE
+      set -- "$RUNS/fresh-history-s$2" $FRESH --methods $METHODS --shard "$2/15" --tam "$RUNS/mpv-fresh-tam/tam" ;;
     edits) code=$EDITS_CODE
       set -- "$RUNS/fresh-edits-s$2" $FRESH --edits 20 --methods $METHODS --shard "$2/15" --tam "$RUNS/mpv-fresh-tam/tam" ;;
   esac
@@ -97,7 +118,10 @@ while true; do
     ready "$name" $a $b || continue
     claim="$RUNS/claims/$name-$a-$b"
     if [ -d "$claim" ] && ! kill -0 "$(cat "$claim/pid" 2>/dev/null)" 2>/dev/null; then rm -rf "$claim"; fi  # a dead worker's
-    mkdir "$claim" 2>/dev/null || continue
+    if ! mkdir "$claim" 2>/dev/null; then
+      case $name in *-tam) break ;; esac  # a TAM in training has every core: wait for it
+      continue
+    fi
     echo $$ > "$claim/pid"
     picked="$name $a $b"
     break
@@ -109,7 +133,7 @@ while true; do
     case $1 in
       mpv) commit "mpv60 3-fold, fold $2/3 shard $3/20" "$RUNS/mpv60-f$2-s$3" "$@" ;;
       hp) commit "HuffPost 40 new users, shard $2/40" "$RUNS/hp40-s$2" "$@" ;;
-      edits-check) commit "section 3's check: fresh shard 0/15 rerun without --edits" "$RUNS/fresh-recheck-s0" "$@" ;;
+      history) commit "fresh mpv history only (a1b36e3), shard $2/15" "$RUNS/fresh-history-s$2" "$@" ;;
       edits) commit "fresh mpv --edits 20, shard $2/15" "$RUNS/fresh-edits-s$2" "$@" ;;
     esac
   fi
