@@ -72,13 +72,14 @@ def eval_command(ctx, data, task, users, skip, fold, max_profile, questions_per_
 @eval_command.command("merge")
 @click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Where the merged results go.")
-def merge(shards, out) -> None:
+@click.option("--partial", is_flag=True, help="Merge the shards that finished so far; the result says it is partial.")
+def merge(shards, out, partial) -> None:
     """Merge the --out folders of every shard (of every fold) of one run (`cope eval --shard i/n
     --fold k/n`) into one result (a folder holding only a shard's scores.json will do: the merge
     then has no texts from it)."""
     from cope_local.eval.results import merge as merge_shards
 
-    merge_shards(list(shards), out)
+    merge_shards(list(shards), out, partial=partial)
     _show(out)
 
 

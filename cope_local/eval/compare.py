@@ -9,7 +9,7 @@ import numpy as np
 
 from cope_local.errors import CopeError
 from cope_local.eval.metrics import by_user_bootstrap, wilcoxon_signed_rank
-from cope_local.eval.protocol import ranks
+from cope_local.eval.protocol import ranks_of
 from cope_local.eval.reports import question_of
 
 
@@ -32,7 +32,7 @@ def compare(a: dict, b: dict, method: str = "cope", reference: str = "tam") -> d
     if not users:
         raise CopeError(f"no user has {method} and {reference} answers in both runs", hint="check --method and --reference")
     moved = {u: [gain_a[u] - gain_b[u]] for u in users}
-    rank = ranks(a["test_questions"], a["settings"])
+    rank = ranks_of(a)
     mean, low, high = by_user_bootstrap(moved)
     per_user = [moved[u][0] for u in users]
     return {"method": method, "reference": reference, "users": len(users),

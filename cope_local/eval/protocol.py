@@ -71,6 +71,12 @@ def ranks(test_questions: list[str], settings: dict) -> dict[str, int]:
             for position, question in enumerate(test_questions)}
 
 
+def ranks_of(result: dict) -> dict[str, int]:
+    """`ranks` of a result, or the ranks it records (a partial merge: its users' positions no
+    longer give them)."""
+    return result.get("ranks") or ranks(result["test_questions"], result["settings"])
+
+
 def history_and_cases(question: Question, settings: Settings) -> tuple[list[tuple[dict, str, str | None]], list[Question]]:
     """(training history, questions): the official question, plus the newest items of the
     history as extra questions when asked (each answered from older history only)."""

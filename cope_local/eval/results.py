@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cope_local.drafting.methods import LABELS, METHODS
 from cope_local.errors import CopeError
-from cope_local.eval.protocol import PARTITION, ranks
+from cope_local.eval.protocol import PARTITION, ranks, ranks_of
 from cope_local.eval.reports import chart, markdown_table, per_user_table, question_of, summarise
 
 # What must agree between shards for their answers to form one run (and every setting but PARTITION).
@@ -33,7 +33,7 @@ def write(out: Path, header: dict, rows: list[dict]) -> dict:
     (out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
     scores = {**header, "summary": summary, "questions": [{f: q[f] for f in SCORE_FIELDS if f in q} for q in result["questions"]]}
     (out / "scores.json").write_text(json.dumps(scores, ensure_ascii=False, indent=1))
-    per_user = per_user_table(rows, ranks(header["test_questions"], header["settings"]), LABELS)
+    per_user = per_user_table(rows, ranks_of(header), LABELS)
     (out / "results.md").write_text(provenance(header) + "\n" + markdown_table(summary, LABELS)
                                     + "\nROUGE-L per user:\n\n" + per_user)
     if summary:
@@ -43,9 +43,13 @@ def write(out: Path, header: dict, rows: list[dict]) -> dict:
 
 def provenance(header: dict) -> str:
     """Which TAM (the fingerprint of its adapter file; none: the plain base model) and seed the
-    numbers came from, per fold, with a warning where the shards of one fold used different TAMs."""
+    numbers came from, per fold, with a warning where the shards of one fold used different TAMs
+    (and, for a partial merge, which shards it lacks)."""
     seed = header["settings"].get("seed", 0)
     lines = []
+    if header.get("partial"):
+        part = header["partial"]
+        lines.append(f"- PARTIAL: {part['shards']} of {part['of']} shards; missing: {', '.join(part['missing'])}")
     for entry in header.get("tams") or [{"fold": [0, 1], "fingerprints": [NOT_RECORDED]}]:
         fold, folds = entry["fold"]
         named = ", ".join(p or "none (the plain base model)" for p in entry["fingerprints"])
@@ -54,10 +58,11 @@ def provenance(header: dict) -> str:
     return "Task adapters (TAM) and seed:\n\n" + "\n".join(lines) + "\n"
 
 
-def merge(shards: list[Path], out: Path) -> dict:
+def merge(shards: list[Path], out: Path, partial: bool = False) -> dict:
     """One result from the outputs of every shard (of every fold) of a run; refuses shards that
     differ in data, task, model or settings (naming the difference) or that do not make up the
-    whole run; reports, never hides, shards of one fold that used different TAMs."""
+    whole run (unless `partial`: what finished, named as such, users keeping their ranks);
+    reports, never hides, shards of one fold that used different TAMs."""
     results = [read(folder) for folder in shards]
     first = results[0]
     for folder, result in zip(shards[1:], results[1:]):
@@ -82,25 +87,28 @@ def merge(shards: list[Path], out: Path) -> dict:
     shards_per_fold = first["settings"]["shard"][1]
     missing = [f"{s}/{shards_per_fold}" + (f" of fold {f}/{folds}" if folds > 1 else "")
                for f in range(folds) for s in range(shards_per_fold) if ((f, folds), (s, shards_per_fold)) not in by_part]
-    if missing or len(by_part) != folds * shards_per_fold:
+    if (missing and not partial) or len(by_part) + len(missing) != folds * shards_per_fold:
         raise CopeError(f"these outputs are not the {folds * shards_per_fold} shards of one run"
                         + (f": shard(s) {', '.join(missing)} missing" if missing else ""),
                         hint="give every shard's --out folder once")
-    questions = _interleave([_interleave([by_part[((f, folds), (s, shards_per_fold))]["test_questions"]
-                                          for s in range(shards_per_fold)]) for f in range(folds)])
+    parts = [[by_part.get(((f, folds), (s, shards_per_fold))) for s in range(shards_per_fold)] for f in range(folds)]
+    questions = _interleave([_interleave([part["test_questions"] for part in fold if part]) for fold in parts])
     rows_of = {question: [] for question in questions}
     for result in results:
         for row in result["questions"]:
             rows_of[question_of(row["id"], rows_of)].append({**row, "key": row["id"]})
     tams = []
     for f in range(folds):
-        used = {p for s in range(shards_per_fold) for entry in by_part[((f, folds), (s, shards_per_fold))].get("tams")
+        used = {p for part in parts[f] if part for entry in part.get("tams")
                 or [{"fingerprints": [NOT_RECORDED]}] for p in entry["fingerprints"]}
         tams.append({"fold": [f, folds], "fingerprints": sorted(used, key=str)})
     header = {**first, "users": len(questions), "test_questions": questions, "tams": tams,
               "settings": {**first["settings"], "shard": [0, 1], "fold": [0, 1]}}
     for field in ("summary", "questions"):  # recomputed from the rows
         header.pop(field, None)
+    if missing:
+        header["partial"] = {"shards": len(by_part), "of": folds * shards_per_fold, "missing": missing}
+        header["ranks"] = {q: r for part in by_part.values() for q, r in ranks(part["test_questions"], part["settings"]).items()}
     out.mkdir(parents=True, exist_ok=True)
     return write(out, header, [row for question in questions for row in rows_of[question]])
 

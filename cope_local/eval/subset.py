@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from cope_local.drafting.methods import METHODS
 from cope_local.errors import CopeError
-from cope_local.eval.protocol import ranks
+from cope_local.eval.protocol import ranks_of
 from cope_local.eval.reports import question_of, summarise
 
 
@@ -21,7 +21,7 @@ def rank_range(value: str) -> tuple[int, int]:
 def users_of(result: dict, within: tuple[int, int] | None = None, fold: tuple[int, int] | None = None) -> list[str]:
     """The run's test questions (one per user) whose rank is `within` (A, B) and falls in `fold`
     (k, n): the users `cope eval --fold k/n` tests, ranks skip+k+1, skip+k+1+n, …"""
-    rank = ranks(result["test_questions"], result["settings"])
+    rank = ranks_of(result)
     skip = result["settings"].get("skip", 0)
     chosen = [question for question in result["test_questions"]
               if (within is None or within[0] <= rank[question] <= within[1])
