@@ -51,6 +51,7 @@ def test_folds_merge_into_one_run_in_rank_order_naming_each_folds_tam(tmp_path):
         merge(parts[:3], tmp_path / "m2")
     partial = merge([parts[0], parts[3]], tmp_path / "partial", partial=True)  # what finished, named so
     assert partial["ranks"] == {"u1": 1, "u4": 4} and partial["summary"]["cope"]["vs_tam"]["by_user"]["users"] == 2
+    assert [t["fold"] for t in merge([parts[0]], tmp_path / "one", partial=True)["tams"]] == [[0, 2]]  # no empty fold
     text = (tmp_path / "partial" / "results.md").read_text()
     assert "PARTIAL: 2 of 4 shards; missing: 1/2 of fold 0/2, 0/2 of fold 1/2" in text and "| 4 |" in text
     other = scores_of(tmp_path / "seeded", (1, 2), (1, 2), ["u4"], "tamC", seed=3)

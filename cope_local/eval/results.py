@@ -49,7 +49,8 @@ def provenance(header: dict) -> str:
     lines = []
     if header.get("partial"):
         part = header["partial"]
-        lines.append(f"- PARTIAL: {part['shards']} of {part['of']} shards; missing: {', '.join(part['missing'])}")
+        missing = ", ".join(part["missing"]) if len(part["missing"]) <= 6 else f"{len(part['missing'])} (listed in scores.json)"
+        lines.append(f"- PARTIAL: {part['shards']} of {part['of']} shards; missing: {missing}")
     for entry in header.get("tams") or [{"fold": [0, 1], "fingerprints": [NOT_RECORDED]}]:
         fold, folds = entry["fold"]
         named = ", ".join(p or "none (the plain base model)" for p in entry["fingerprints"])
@@ -101,7 +102,8 @@ def merge(shards: list[Path], out: Path, partial: bool = False) -> dict:
     for f in range(folds):
         used = {p for part in parts[f] if part for entry in part.get("tams")
                 or [{"fingerprints": [NOT_RECORDED]}] for p in entry["fingerprints"]}
-        tams.append({"fold": [f, folds], "fingerprints": sorted(used, key=str)})
+        if used:  # (a partial merge may have no shard of a fold yet)
+            tams.append({"fold": [f, folds], "fingerprints": sorted(used, key=str)})
     header = {**first, "users": len(questions), "test_questions": questions, "tams": tams,
               "settings": {**first["settings"], "shard": [0, 1], "fold": [0, 1]}}
     for field in ("summary", "questions"):  # recomputed from the rows
