@@ -42,12 +42,12 @@ tam_dir() {  # the TAM a job trains or takes
 
 committed() { git -C "$REPO" cat-file -e "HEAD:$(kept "$@")" 2>/dev/null; }  # not just copied
 
-needed_by() {  # the shards a TAM job serves
-  case $1 in
-    mpv-tam) for i in $(seq 0 19); do echo "mpv $2 $i"; done ;;
-    hp-tam) for i in $(seq 0 39); do echo "hp $i"; done ;;
-    fresh-tam) for i in $(seq 0 14); do echo "history $i"; echo "edits $i"; done ;;
-  esac
+needed_by() {  # the shards of the queue that take this TAM
+  local name a b
+  jobs | while read -r name a b; do
+    case $name in *-tam) continue ;; esac
+    [ "$(tam_dir "$name" $a $b)" = "$(tam_dir "$@")" ] && echo "$name $a $b"
+  done
 }
 
 done_already() {  # a TAM is done once trained here, or once none of its shards is left to run
