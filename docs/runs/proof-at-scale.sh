@@ -116,13 +116,13 @@ while true; do
     done_already "$name" $a $b && continue
     waiting=1
     ready "$name" $a $b || continue
-    claim="$RUNS/claims/$name-$a-$b"
-    if [ -d "$claim" ] && ! kill -0 "$(cat "$claim/pid" 2>/dev/null)" 2>/dev/null; then rm -rf "$claim"; fi  # a dead worker's
-    if ! mkdir "$claim" 2>/dev/null; then
+    # a claim is a lock the kernel drops when its holders die: no stale claim to clear, no race
+    exec 9>"$RUNS/claims/$name-$a-$b.lock"
+    if ! flock -n 9; then
+      exec 9>&-
       case $name in *-tam) break ;; esac  # a TAM in training has every core: wait for it
       continue
     fi
-    echo $$ > "$claim/pid"
     picked="$name $a $b"
     break
   done < <(jobs)
@@ -137,5 +137,5 @@ while true; do
       edits) commit "fresh mpv --edits 20, shard $2/15" "$RUNS/fresh-edits-s$2" "$@" ;;
     esac
   fi
-  rm -rf "$RUNS/claims/$1-${2:-}-${3:-}"
+  exec 9>&-
 done
