@@ -91,13 +91,17 @@ run() {
   return $code
 }
 
-commit() {  # the finished shard's scores.json, alone in its commit (retried while git is busy)
-  local path out=$2
+commit() {  # the finished shard's scores.json and the machine it ran on, alone in their commit (retried while git is busy)
+  local path machine out=$2 minutes
   path=$(kept "${@:3}")
+  machine=$(dirname "$path")/machine.json  # the protocol asks for each shard's CPU: kept with it, not in a run folder
+  minutes=$(( ($(cat "$out.end") - $(cat "$out.start")) / 60 ))
   mkdir -p "$REPO/$(dirname "$path")"
   cp "$out/scores.json" "$REPO/$path"
+  printf '{"cpu": "%s", "amx": %s, "cores": %s, "core": %s, "minutes": %s}\n' "$(sed 's/^ *//' "$out.cpu")" \
+    "$(grep -q amx_int8 /proc/cpuinfo && echo true || echo false)" "$(nproc --all)" "$CORE" "$minutes" > "$REPO/$machine"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    (cd "$REPO" && git add -f "$path" && git commit -q -m "eval: $1 ($(( ($(cat "$out.end") - $(cat "$out.start")) / 60 )) min, core $CORE, scores only)" -- "$path") && return 0
+    (cd "$REPO" && git add -f "$path" "$machine" && git commit -q -m "eval: $1 ($minutes min, core $CORE, scores only)" -- "$path" "$machine") && return 0
     sleep 5
   done
   echo "could not commit $path" >&2
