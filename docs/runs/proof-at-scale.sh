@@ -83,25 +83,27 @@ run() {
   esac
   local out=$1; shift
   [ -n "${DRY_RUN:-}" ] && { echo "PYTHONPATH=$code $cope $* --out $out"; return 0; }
-  date +%s > "$out.start"
+  local start=$(date +%s)
   PYTHONPATH=$code $cope "$@" --out "$out" > "$out.log" 2>&1
   local code=$?
-  date +%s > "$out.end"
-  grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 > "$out.cpu"
+  # the protocol asks for each shard's CPU: this machine, as the shard ends (a resumed shard counts its last session)
+  printf '{"cpu": "%s", "amx": %s, "cores": %s, "core": %s, "minutes": %s}\n' \
+    "$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
+    "$(grep -q amx_int8 /proc/cpuinfo && echo true || echo false)" "$(nproc --all)" "$CORE" \
+    $(( ($(date +%s) - start) / 60 )) > "$out.machine.json"
   return $code
 }
 
-commit() {  # the finished shard's scores.json and the machine it ran on, alone in their commit (retried while git is busy)
-  local path machine out=$2 minutes
+commit() {  # the finished shard's scores.json and machine.json, alone in their commit (retried while git is busy)
+  local path out=$2 minutes
   path=$(kept "${@:3}")
-  machine=$(dirname "$path")/machine.json  # the protocol asks for each shard's CPU: kept with it, not in a run folder
-  minutes=$(( ($(cat "$out.end") - $(cat "$out.start")) / 60 ))
+  minutes=$(grep -o '"minutes": [0-9]*' "$out.machine.json" | grep -o '[0-9]*$')
   mkdir -p "$REPO/$(dirname "$path")"
   cp "$out/scores.json" "$REPO/$path"
-  printf '{"cpu": "%s", "amx": %s, "cores": %s, "core": %s, "minutes": %s}\n' "$(sed 's/^ *//' "$out.cpu")" \
-    "$(grep -q amx_int8 /proc/cpuinfo && echo true || echo false)" "$(nproc --all)" "$CORE" "$minutes" > "$REPO/$machine"
+  cp "$out.machine.json" "$REPO/$(dirname "$path")/machine.json"  # kept with the scores, not in a run folder
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    (cd "$REPO" && git add -f "$path" "$machine" && git commit -q -m "eval: $1 ($minutes min, core $CORE, scores only)" -- "$path" "$machine") && return 0
+    (cd "$REPO" && git add -f "$path" "${path%scores.json}machine.json" &&
+      git commit -q -m "eval: $1 ($minutes min, core $CORE, scores only)" -- "$path" "${path%scores.json}machine.json") && return 0
     sleep 5
   done
   echo "could not commit $path" >&2
