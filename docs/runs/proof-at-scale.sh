@@ -95,15 +95,15 @@ run() {
 }
 
 commit() {  # the finished shard's scores.json and machine.json, alone in their commit (retried while git is busy)
-  local path out=$2 minutes
+  local path machine out=$2 minutes
   path=$(kept "${@:3}")
+  machine=$(dirname "$path")/machine.json  # kept with the scores, not in a run folder
   minutes=$(grep -o '"minutes": [0-9]*' "$out.machine.json" | grep -o '[0-9]*$')
   mkdir -p "$REPO/$(dirname "$path")"
   cp "$out/scores.json" "$REPO/$path"
-  cp "$out.machine.json" "$REPO/$(dirname "$path")/machine.json"  # kept with the scores, not in a run folder
+  cp "$out.machine.json" "$REPO/$machine"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    (cd "$REPO" && git add -f "$path" "${path%scores.json}machine.json" &&
-      git commit -q -m "eval: $1 ($minutes min, core $CORE, scores only)" -- "$path" "${path%scores.json}machine.json") && return 0
+    (cd "$REPO" && git add -f "$path" "$machine" && git commit -q -m "eval: $1 ($minutes min, core $CORE, scores only)" -- "$path" "$machine") && return 0
     sleep 5
   done
   echo "could not commit $path" >&2

@@ -1,6 +1,6 @@
 """The rows of docs/benchmarks.md's per-shard table for one fold of docs/protocol.md section 2a.
 
-    python docs/runs/shard-rows.py FOLD [RUNS]     # RUNS: the workers' run folders (../eval-runs)
+    .venv/bin/python docs/runs/shard-rows.py FOLD [RUNS]     # RUNS: the workers' run folders (../eval-runs)
 
 Reads what the workers committed (scores.json: the TAM; machine.json: the minutes) and, from the
 run folder's log, the training items (the first "negatives 0/N": one per training item).
@@ -12,8 +12,10 @@ import re
 import sys
 from pathlib import Path
 
+from cope_local.eval.protocol import ranks_of
+
 REPO = Path(__file__).resolve().parents[2]
-FOLDS, SHARDS = 3, 20
+SHARDS = 20
 
 
 def rows(fold: int, runs: Path):
@@ -27,10 +29,9 @@ def rows(fold: int, runs: Path):
         log = runs / f"mpv60-f{fold}-s{shard}.log"
         found = re.search(r"negatives 0/(\d+)", log.read_text()) if log.exists() else None
         items = found.group(1) if found else "?"
-        # fold k tests the authors ranked k+1, k+4, … by history length (the protocol, 2a)
-        rank = shard * FOLDS + fold + 1
+        rank = ranks_of(scores)[scores["test_questions"][0]]  # one-user shards
         yield (
-            f"| mpv60 fold {fold}/{FOLDS} | {shard}/{SHARDS} (user {rank}) | same machine | "
+            f"| mpv60 fold {fold}/3 | {shard}/{SHARDS} (user {rank}) | same machine | "
             f"{tams} | {items} | {machine['minutes']} min |"
         )
 
