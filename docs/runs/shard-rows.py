@@ -3,8 +3,8 @@
     .venv/bin/python docs/runs/shard-rows.py FOLD [RUNS]     # RUNS: the workers' run folders (../eval-runs)
 
 Reads what the workers committed (scores.json: the TAM; machine.json: the minutes) and, from the
-run folder's log, the training items (the first "negatives i/N" or "scoring i/N": one per training
-item; a shard resumed past both stages prints "?").
+run folder's log, the training items (the first "negatives i/N": one per training item; a shard resumed
+past that stage prints "?").
 Prints only committed shards; names no author.
 """
 
@@ -28,7 +28,7 @@ def rows(fold: int, runs: Path):
         machine = json.loads((kept / "machine.json").read_text())
         tams = ",".join(f for tam in scores["tams"] for f in tam["fingerprints"])
         log = runs / f"mpv60-f{fold}-s{shard}.log"
-        found = re.search(r"(?:negatives|scoring) \d+/(\d+)", log.read_text()) if log.exists() else None
+        found = re.search(r"negatives \d+/(\d+)", log.read_text()) if log.exists() else None
         items = found.group(1) if found else "?"
         rank = ranks_of(scores)[scores["test_questions"][0]]  # one-user shards
         yield (
