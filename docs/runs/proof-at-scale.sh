@@ -103,7 +103,10 @@ commit() {  # the finished shard's scores.json and machine.json, alone in their 
   cp "$out/scores.json" "$REPO/$path"
   cp "$out.machine.json" "$REPO/$machine"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    (cd "$REPO" && git add -f "$path" "$machine" && git commit -q -m "eval: $1 ($minutes min, core $CORE, scores only)" -- "$path" "$machine") && return 0
+    if (cd "$REPO" && git add -f "$path" "$machine" && git commit -q -m "eval: $1 ($minutes min, core $CORE, scores only)" -- "$path" "$machine"); then
+      rm -rf "$out/store/models"  # the store's dequantized base, 1 GB a shard and derived: 46 kept filled the disk
+      return 0
+    fi
     sleep 5
   done
   echo "could not commit $path" >&2
