@@ -5,6 +5,7 @@
 # commits each finished shard's scores.json at once (runs survive a change of machine: a new
 # machine retrains the TAM it needs and goes on).
 #   bash docs/runs/proof-at-scale.sh CORE        # e.g. two workers: CORE 0 and CORE 1
+#   bash docs/runs/proof-at-scale.sh --where     # each shard: committed scores, run folder, label, shard
 # A session's end kills the workers: the same commands resume (finished stages and answers are kept).
 # Env: COPE_FROZEN, COPE_EDITS_CODE (the worktrees of sections 2 and 3), COPE_RUNS (run folders),
 # COPE_PASSPHRASE, DRY_RUN=1.
@@ -32,6 +33,32 @@ kept() {  # where a job's scores.json is committed (none for a TAM)
   esac
 }
 
+out_of() {  # a shard's run folder (its log: the same name + .log)
+  case $1 in
+    mpv) echo "$RUNS/mpv60-f$2-s$3" ;;
+    hp) echo "$RUNS/hp40-s$2" ;;
+    history) echo "$RUNS/fresh-history-s$2" ;;
+    edits) echo "$RUNS/fresh-edits-s$2" ;;
+  esac
+}
+
+shard_of() {  # a shard's --shard
+  case $1 in
+    mpv) echo "$3/20" ;;
+    hp) echo "$2/40" ;;
+    history|edits) echo "$2/15" ;;
+  esac
+}
+
+label() {  # a shard's run, as its commit and docs/benchmarks.md name it
+  case $1 in
+    mpv) echo "mpv60 fold $2/3" ;;
+    hp) echo "HuffPost 40 new users" ;;
+    history) echo "fresh mpv, history only (a1b36e3)" ;;
+    edits) echo "fresh mpv, --edits 20" ;;
+  esac
+}
+
 tam_dir() {  # the TAM a job trains or takes
   case $1 in
     mpv*) echo "$RUNS/mpv60-f$2-tam" ;;
@@ -41,6 +68,23 @@ tam_dir() {  # the TAM a job trains or takes
 }
 
 committed() { git -C "$REPO" cat-file -e "HEAD:$(kept "$@")" 2>/dev/null; }  # not just copied
+
+tam_here() {  # the fingerprint of the TAM this machine trained for a job (none yet: empty)
+  local gguf
+  gguf=$(ls "$(tam_dir "$@")"/tam/*.gguf 2>/dev/null | head -1)
+  [ -n "$gguf" ] && "$REPO/.venv/bin/python" -c "import sys; from pathlib import Path
+from cope_local.gguf.files import fingerprint; print(fingerprint(Path(sys.argv[1])))" "$gguf"
+}
+
+paired_done() {  # section 3 compares a user's two arms, so both take one TAM (docs/protocol.md):
+  # an arm committed with another machine's TAM while its partner is not committed runs again
+  local other=edits
+  [ "$1" = edits ] && other=history
+  committed "$other" "$2" && return 0
+  local here
+  here=$(tam_here "$@")
+  [ -z "$here" ] || git -C "$REPO" show "HEAD:$(kept "$@")" | grep -q "\"$here\""
+}
 
 needed_by() {  # the shards of the queue that take this TAM
   local name a b
@@ -54,6 +98,7 @@ done_already() {  # a TAM is done once trained here, or once none of its shards 
   case $1 in
     *-tam) [ -f "$(tam_dir "$@")/tam/tam.json" ] && return 0
       while read -r job; do committed $job || return 1; done < <(needed_by "$@") ;;
+    history|edits) committed "$@" && paired_done "$@" ;;
     *) committed "$@" ;;
   esac
 }
@@ -72,14 +117,14 @@ run() {
   case $1 in
     mpv-tam) set -- "$RUNS/mpv60-f$2-tam" $MPV --fold "$2/3" --methods tam --shard 0/20 ;;
     hp-tam) set -- "$RUNS/hp40-tam" $HP --methods tam --shard 0/40 ;;
-    mpv) set -- "$RUNS/mpv60-f$2-s$3" $MPV --fold "$2/3" --methods $METHODS --shard "$3/20" --tam "$RUNS/mpv60-f$2-tam/tam" ;;
-    hp) set -- "$RUNS/hp40-s$2" $HP --methods $METHODS --shard "$2/40" --tam "$RUNS/hp40-tam/tam" ;;
+    mpv) set -- "$(out_of "$@")" $MPV --fold "$2/3" --methods $METHODS --shard "$(shard_of "$@")" --tam "$(tam_dir "$@")/tam" ;;
+    hp) set -- "$(out_of "$@")" $HP --methods $METHODS --shard "$(shard_of "$@")" --tam "$(tam_dir "$@")/tam" ;;
     fresh-tam) code=$EDITS_CODE
       set -- "$RUNS/mpv-fresh-tam" $FRESH --methods tam --shard 0/15 ;;
     history) code=$EDITS_CODE
-      set -- "$RUNS/fresh-history-s$2" $FRESH --methods $METHODS --shard "$2/15" --tam "$RUNS/mpv-fresh-tam/tam" ;;
+      set -- "$(out_of "$@")" $FRESH --methods $METHODS --shard "$(shard_of "$@")" --tam "$(tam_dir "$@")/tam" ;;
     edits) code=$EDITS_CODE
-      set -- "$RUNS/fresh-edits-s$2" $FRESH --edits 20 --methods $METHODS --shard "$2/15" --tam "$RUNS/mpv-fresh-tam/tam" ;;
+      set -- "$(out_of "$@")" $FRESH --edits 20 --methods $METHODS --shard "$(shard_of "$@")" --tam "$(tam_dir "$@")/tam" ;;
   esac
   local out=$1; shift
   [ -n "${DRY_RUN:-}" ] && { echo "PYTHONPATH=$code $cope $* --out $out"; return 0; }
@@ -95,15 +140,15 @@ run() {
 }
 
 commit() {  # the finished shard's scores.json and machine.json, alone in their commit (retried while git is busy)
-  local path machine out=$2 minutes
-  path=$(kept "${@:3}")
+  local path machine out minutes
+  path=$(kept "$@") out=$(out_of "$@")
   machine=$(dirname "$path")/machine.json  # kept with the scores, not in a run folder
   minutes=$(grep -o '"minutes": [0-9]*' "$out.machine.json" | grep -o '[0-9]*$')
   mkdir -p "$REPO/$(dirname "$path")"
   cp "$out/scores.json" "$REPO/$path"
   cp "$out.machine.json" "$REPO/$machine"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    if (cd "$REPO" && git add -f "$path" "$machine" && git commit -q -m "eval: $1 ($minutes min, core $CORE, scores only)" -- "$path" "$machine"); then
+    if (cd "$REPO" && git add -f "$path" "$machine" && git commit -q -m "eval: $(label "$@"), shard $(shard_of "$@") ($minutes min, core $CORE, scores only)" -- "$path" "$machine"); then
       rm -rf "$out/store/models"  # the store's dequantized base, 1 GB a shard and derived: 46 kept filled the disk
       return 0
     fi
@@ -113,6 +158,14 @@ commit() {  # the finished shard's scores.json and machine.json, alone in their 
 }
 
 jobs() { grep -v '^#' "$REPO/docs/runs/proof-at-scale.queue" | grep -v '^$'; }
+
+if [ "$CORE" = --where ]; then  # for docs/runs/shard-rows.py: one owner of these names
+  jobs | while read -r name a b; do
+    case $name in *-tam) continue ;; esac
+    printf '%s\t%s\t%s\t%s\n' "$(kept $name $a $b)" "$(out_of $name $a $b)" "$(label $name $a $b)" "$(shard_of $name $a $b)"
+  done
+  exit 0
+fi
 
 if [ -n "${DRY_RUN:-}" ]; then  # the commands, in order, without running them
   jobs | while read -r name a b; do run "$name" $a $b; done
@@ -139,12 +192,7 @@ while true; do
   [ -z "$picked" ] && { sleep 60; continue; }
   set -- $picked
   if run "$@"; then
-    case $1 in
-      mpv) commit "mpv60 3-fold, fold $2/3 shard $3/20" "$RUNS/mpv60-f$2-s$3" "$@" ;;
-      hp) commit "HuffPost 40 new users, shard $2/40" "$RUNS/hp40-s$2" "$@" ;;
-      history) commit "fresh mpv history only (a1b36e3), shard $2/15" "$RUNS/fresh-history-s$2" "$@" ;;
-      edits) commit "fresh mpv --edits 20, shard $2/15" "$RUNS/fresh-edits-s$2" "$@" ;;
-    esac
+    case $1 in *-tam) ;; *) commit "$@" ;; esac
   fi
   exec 9>&-
 done

@@ -1,17 +1,20 @@
-"""The rows of docs/benchmarks.md's per-shard table for one run of docs/protocol.md section 2.
+"""The rows of docs/benchmarks.md's per-shard table for one run of docs/protocol.md sections 2 and 3.
 
-    .venv/bin/python docs/runs/shard-rows.py FOLD [RUNS]   # 2a: mpv fold 0, 1 or 2
-    .venv/bin/python docs/runs/shard-rows.py hp [RUNS]     # 2b: HuffPost, 40 new users
-    # RUNS: the workers' run folders (../eval-runs)
+    .venv/bin/python docs/runs/shard-rows.py LABEL [RUNS]
+    # LABEL: the start of a run's label, e.g. "mpv60 fold 0" (2a), "HuffPost" (2b),
+    # "fresh mpv, history" or "fresh mpv, --edits" (3); RUNS: the workers' run folders (../eval-runs)
 
-Reads what the workers committed (scores.json: the TAM; machine.json: the minutes) and, from the
-run folder's log, the training items (the first "negatives i/N": one per training item; a shard resumed
-past that stage prints "?").
+The queue script owns the names of the committed folders, run folders and labels
+(`proof-at-scale.sh --where`); this reads what the workers committed (scores.json: the TAM;
+machine.json: CPU and minutes) and, from the run folder's log, the training items (the first
+"negatives i/N": one per training item; a shard resumed past that stage prints "?").
 Prints only committed shards; names no author.
 """
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,31 +23,35 @@ from cope_local.eval.protocol import ranks_of
 REPO = Path(__file__).resolve().parents[2]
 
 
-def runs_of(which: str) -> tuple[str, int, str, str]:
-    """(label, shards, committed folder, run folder prefix) of a run, as proof-at-scale.sh names them."""
-    if which == "hp":
-        return "HuffPost 40 new", 40, "eval-huffpost-40new", "hp40-s"
-    fold = int(which)
-    return f"mpv60 fold {fold}/3", 20, f"eval-mpv60-3fold/fold-{fold}", f"mpv60-f{fold}-s"
+def shards(runs: Path) -> list[list[str]]:
+    """(committed scores.json, run folder, label, i/N) of every shard of the queue."""
+    where = subprocess.run(["bash", str(REPO / "docs/runs/proof-at-scale.sh"), "--where"], check=True,
+                           capture_output=True, text=True, env={**os.environ, "COPE_RUNS": str(runs)})
+    return [line.split("\t") for line in where.stdout.splitlines()]
 
 
-def rows(which: str, runs: Path):
-    label, shards, committed, prefix = runs_of(which)
-    for shard in range(shards):
-        kept = REPO / "docs/results" / committed / f"shard-{shard}"
-        if not (kept / "scores.json").exists():
+def cpu_of(machine: dict) -> str:
+    name = re.sub(r"\(R\)|\(TM\)| Processor| \d+-Core.*", "", machine["cpu"]).strip()
+    amx = "AMX (bf16)" if machine["amx"] else "no AMX (fp32)"
+    return f"{name}, {machine['cores']} cores, {amx}"
+
+
+def rows(label: str, runs: Path):
+    last_cpu = None
+    for kept, out, run, shard in shards(runs):
+        if not run.startswith(label) or not (REPO / kept).exists():
             continue
-        scores = json.loads((kept / "scores.json").read_text())
-        machine = json.loads((kept / "machine.json").read_text())
+        scores = json.loads((REPO / kept).read_text())
+        machine = json.loads((REPO / kept).with_name("machine.json").read_text())
+        cpu = cpu_of(machine)
         tams = ",".join(f for tam in scores["tams"] for f in tam["fingerprints"])
-        log = runs / f"{prefix}{shard}.log"
+        log = Path(f"{out}.log")
         found = re.search(r"negatives \d+/(\d+)", log.read_text()) if log.exists() else None
         items = found.group(1) if found else "?"
         rank = ranks_of(scores)[scores["test_questions"][0]]  # one-user shards
-        yield (
-            f"| {label} | {shard}/{shards} (user {rank}) | same machine | "
-            f"{tams} | {items} | {machine['minutes']} min |"
-        )
+        yield (f"| {run} | {shard} (user {rank}) | {'same machine' if cpu == last_cpu else cpu} | "
+               f"{tams} | {items} | {machine['minutes']} min |")
+        last_cpu = cpu
 
 
 if __name__ == "__main__":
