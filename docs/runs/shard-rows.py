@@ -12,22 +12,13 @@ Prints only committed shards; names no author.
 """
 
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
+from queue_names import REPO, shards
+
 from cope_local.eval.protocol import ranks_of
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def shards(runs: Path) -> list[list[str]]:
-    """(committed scores.json, run folder, label, i/N) of every shard of the queue."""
-    where = subprocess.run(["bash", str(REPO / "docs/runs/proof-at-scale.sh"), "--where"], check=True,
-                           capture_output=True, text=True, env={**os.environ, "COPE_RUNS": str(runs)})
-    return [line.split("\t") for line in where.stdout.splitlines()]
 
 
 def cpu_of(machine: dict) -> str:
