@@ -139,16 +139,22 @@ run() {
   return $code
 }
 
-commit() {  # the finished shard's scores.json and machine.json, alone in their commit (retried while git is busy)
-  local path machine out minutes
+commit() {  # the finished shard's scores.json and machine.json (section 3: and nights.json), alone in
+  # their commit (retried while git is busy)
+  local path machine out minutes files
   path=$(kept "$@") out=$(out_of "$@")
   machine=$(dirname "$path")/machine.json  # kept with the scores, not in a run folder
   minutes=$(grep -o '"minutes": [0-9]*' "$out.machine.json" | grep -o '[0-9]*$')
   mkdir -p "$REPO/$(dirname "$path")"
   cp "$out/scores.json" "$REPO/$path"
   cp "$out.machine.json" "$REPO/$machine"
+  files=("$path" "$machine")
+  case $1 in history|edits)  # what its nights learned from: read from the store, which stays behind
+    "$REPO/.venv/bin/python" "$REPO/docs/runs/nights.py" --keep "$RUNS" > /dev/null
+    files+=("$(dirname "$path")/nights.json") ;;
+  esac
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    if (cd "$REPO" && git add -f "$path" "$machine" && git commit -q -m "eval: $(label "$@"), shard $(shard_of "$@") ($minutes min, core $CORE, scores only)" -- "$path" "$machine"); then
+    if (cd "$REPO" && git add -f "${files[@]}" && git commit -q -m "eval: $(label "$@"), shard $(shard_of "$@") ($minutes min, core $CORE, scores only)" -- "${files[@]}"); then
       rm -rf "$out/store/models"  # the store's dequantized base, 1 GB a shard and derived: 46 kept filled the disk
       return 0
     fi
