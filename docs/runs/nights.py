@@ -4,7 +4,8 @@ adapters in the run folders' stores. The protocol reports them beside its statis
 hold author names and go with the machine, so `--keep` writes each committed shard's as
 nights.json beside its scores.json (no names, no texts), and the table reads those.
 
-    COPE_PASSPHRASE=eval-runs .venv/bin/python docs/runs/nights.py [--keep] [RUNS]
+    COPE_PASSPHRASE=eval-runs .venv/bin/python docs/runs/nights.py [--keep] [RUNS] [SCORES]
+    # SCORES: keep only this shard's (its committed scores.json, as the worker passes it)
 """
 
 import json
@@ -17,7 +18,7 @@ from cope_local.home import Home
 from cope_local.store import adapter_registry
 from cope_local.store.database import Store
 
-KEPT = ("version", "real_pairs", "negatives", "tuning", "timings")
+METRICS = ("real_pairs", "negatives", "tuning", "timings")  # of an adapter's, what the table reads
 
 
 def nights_in(store_root: Path, task: str) -> list[dict]:
@@ -25,7 +26,7 @@ def nights_in(store_root: Path, task: str) -> list[dict]:
     with Store.open(Home(store_root)) as store:
         (person,) = store.conn.execute("SELECT id FROM profiles WHERE kind = 'person'").fetchone()
         found = reversed(adapter_registry.versions(store, task, "user", person))
-        return [{"version": v.version, **{k: v.metrics[k] for k in KEPT[1:] if k in v.metrics}} for v in found]
+        return [{"version": v.version, **{k: v.metrics[k] for k in METRICS if k in v.metrics}} for v in found]
 
 
 def minutes(night: dict) -> str:
@@ -42,14 +43,14 @@ def row(run: str, shard: str, nights: list[dict]) -> str:
             f"{(last.get('negatives') or {}).get('pairs', '–')} | {chosen} | {cost} min |")
 
 
-def main(keep: bool, runs: Path) -> None:
+def main(keep: bool, runs: Path, only: str | None) -> None:
     print("| run | shard | nights | real pairs used/available | Best-of-K pairs | lr, α/τ | training (min per night) |")
     print("|---|---|---|---|---|---|---|")
     for kept, out, run, shard in shards(runs):
         if not run.startswith("fresh mpv") or not (REPO / kept).exists():
             continue
         file = (REPO / kept).with_name("nights.json")
-        if keep and (Path(out) / "store/cope.db").exists():
+        if keep and only in (None, kept) and (Path(out) / "store/cope.db").exists():
             task = json.loads((REPO / kept).read_text())["task"]
             file.write_text(json.dumps(nights_in(Path(out) / "store", task), indent=1) + "\n")
         if file.exists():
@@ -58,4 +59,4 @@ def main(keep: bool, runs: Path) -> None:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if a != "--keep"]
-    main("--keep" in sys.argv[1:], Path(args[0]) if args else REPO.parent / "eval-runs")
+    main("--keep" in sys.argv[1:], Path(args[0]) if args else REPO.parent / "eval-runs", args[1] if len(args) > 1 else None)

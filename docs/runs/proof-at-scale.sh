@@ -150,7 +150,7 @@ commit() {  # the finished shard's scores.json and machine.json (section 3: and 
   cp "$out.machine.json" "$REPO/$machine"
   files=("$path" "$machine")
   case $1 in history|edits)  # what its nights learned from: read from the store, which stays behind
-    "$REPO/.venv/bin/python" "$REPO/docs/runs/nights.py" --keep "$RUNS" > /dev/null
+    "$REPO/.venv/bin/python" "$REPO/docs/runs/nights.py" --keep "$RUNS" "$path" > /dev/null
     files+=("$(dirname "$path")/nights.json") ;;
   esac
   for _ in 1 2 3 4 5 6 7 8 9 10; do
@@ -165,7 +165,7 @@ commit() {  # the finished shard's scores.json and machine.json (section 3: and 
 
 jobs() { grep -v '^#' "$REPO/docs/runs/proof-at-scale.queue" | grep -v '^$'; }
 
-if [ "$CORE" = --where ]; then  # for docs/runs/shard-rows.py: one owner of these names
+if [ "$CORE" = --where ]; then  # for docs/runs/queue_names.py: one owner of these names
   jobs | while read -r name a b; do
     case $name in *-tam) continue ;; esac
     printf '%s\t%s\t%s\t%s\n' "$(kept $name $a $b)" "$(out_of $name $a $b)" "$(label $name $a $b)" "$(shard_of $name $a $b)"
