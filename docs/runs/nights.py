@@ -33,14 +33,16 @@ def minutes(night: dict) -> str:
     return f"{sum(night.get('timings', {}).values()) / 60:.0f}"
 
 
-def row(run: str, shard: str, nights: list[dict]) -> str:
+def row(run: str, shard: str, nights: list[dict], resumed: bool) -> str:
     last = nights[-1]
     real = last.get("real_pairs") or {}
     tuned = last.get("tuning") or {}
     chosen = f"{tuned.get('lr', '–')}, {tuned.get('alpha', '–')}/{tuned.get('tau', '–')}"
     cost = " + ".join(minutes(n) for n in nights)
+    # a resumed night times only the stages it ran after the resume (the store keeps the rest)
+    cost += " min (resumed: stages run in its last session)" if resumed else " min"
     return (f"| {run} | {shard} | {len(nights)} | {real.get('used', 0)}/{real.get('available', 0)} | "
-            f"{(last.get('negatives') or {}).get('pairs', '–')} | {chosen} | {cost} min |")
+            f"{(last.get('negatives') or {}).get('pairs', '–')} | {chosen} | {cost} |")
 
 
 def main(keep: bool, runs: Path, only: str | None) -> None:
@@ -54,7 +56,8 @@ def main(keep: bool, runs: Path, only: str | None) -> None:
             task = json.loads((REPO / kept).read_text())["task"]
             file.write_text(json.dumps(nights_in(Path(out) / "store", task), indent=1) + "\n")
         if file.exists():
-            print(row(run, shard, json.loads(file.read_text())))
+            machine = json.loads((REPO / kept).with_name("machine.json").read_text())
+            print(row(run, shard, json.loads(file.read_text()), machine.get("attempts", 1) > 1))
 
 
 if __name__ == "__main__":

@@ -128,15 +128,27 @@ run() {
   esac
   local out=$1; shift
   [ -n "${DRY_RUN:-}" ] && { echo "PYTHONPATH=$code $cope $* --out $out"; return 0; }
-  local start=$(date +%s)
-  PYTHONPATH=$code $cope "$@" --out "$out" > "$out.log" 2>&1
-  local code=$?
-  # the protocol asks for each shard's CPU: this machine, as the shard ends (a resumed shard counts its last session)
-  printf '{"cpu": "%s", "amx": %s, "cores": %s, "core": %s, "minutes": %s}\n' \
+  # a session's end kills a shard mid-way and the next session resumes it: its log and wall time
+  # add up over its attempts (one "== attempt" line each; $out.seconds, written as it runs)
+  echo "== attempt $(date -u '+%F %T') UTC, core $CORE" >> "$out.log"
+  local spent=0 start pid status
+  [ -f "$out.seconds" ] && spent=$(cat "$out.seconds")
+  start=$(date +%s)
+  PYTHONPATH=$code $cope "$@" --out "$out" >> "$out.log" 2>&1 &
+  pid=$!
+  while kill -0 $pid 2>/dev/null; do
+    echo $(( spent + $(date +%s) - start )) > "$out.seconds"
+    sleep 10
+  done
+  wait $pid
+  status=$?
+  echo $(( spent + $(date +%s) - start )) > "$out.seconds"
+  # the protocol asks for each shard's CPU: this machine, as the shard ends
+  printf '{"cpu": "%s", "amx": %s, "cores": %s, "core": %s, "minutes": %s, "attempts": %s}\n' \
     "$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
     "$(grep -q amx_int8 /proc/cpuinfo && echo true || echo false)" "$(nproc --all)" "$CORE" \
-    $(( ($(date +%s) - start) / 60 )) > "$out.machine.json"
-  return $code
+    $(( $(cat "$out.seconds") / 60 )) "$(grep -c '^== attempt' "$out.log")" > "$out.machine.json"
+  return $status
 }
 
 commit() {  # the finished shard's scores.json and machine.json (section 3: and nights.json), alone in

@@ -6,8 +6,9 @@
 
 The queue script owns the names of the committed folders, run folders and labels
 (`proof-at-scale.sh --where`); this reads what the workers committed (scores.json: the TAM;
-machine.json: CPU and minutes) and, from the run folder's log, the training items (the first
-"negatives i/N": one per training item; a shard resumed past that stage prints "?").
+machine.json: CPU, minutes and attempts) and the training items: one Best-of-K pair each, of the
+first night in nights.json (section 3) or the first "negatives i/N" of the run folder's log
+(section 2; a log that starts past that stage prints "?").
 Prints only committed shards; names no author.
 """
 
@@ -27,6 +28,16 @@ def cpu_of(machine: dict) -> str:
     return f"{name}, {machine['cores']} cores, {amx}"
 
 
+def items_of(kept: str, out: str) -> str:
+    nights = (REPO / kept).with_name("nights.json")
+    if nights.exists():
+        first, *later = json.loads(nights.read_text())
+        return f"{first['negatives']['pairs']}{' (night 1)' if later else ''}"
+    log = Path(f"{out}.log")
+    found = re.search(r"negatives \d+/(\d+)", log.read_text()) if log.exists() else None
+    return found.group(1) if found else "?"
+
+
 def rows(label: str, runs: Path):
     last_cpu = None
     for kept, out, run, shard in shards(runs):
@@ -36,12 +47,11 @@ def rows(label: str, runs: Path):
         machine = json.loads((REPO / kept).with_name("machine.json").read_text())
         cpu = cpu_of(machine)
         tams = ",".join(f for tam in scores["tams"] for f in tam["fingerprints"])
-        log = Path(f"{out}.log")
-        found = re.search(r"negatives \d+/(\d+)", log.read_text()) if log.exists() else None
-        items = found.group(1) if found else "?"
         rank = ranks_of(scores)[scores["test_questions"][0]]  # one-user shards
+        attempts = machine.get("attempts", 1)
         yield (f"| {run} | {shard} (user {rank}) | {'same machine' if cpu == last_cpu else cpu} | "
-               f"{tams} | {items} | {machine['minutes']} min |")
+               f"{tams} | {items_of(kept, out)} | {machine['minutes']} min"
+               f"{f' over {attempts} sessions' if attempts > 1 else ''} |")
         last_cpu = cpu
 
 
