@@ -136,13 +136,10 @@ run() {
   start=$(date +%s)
   PYTHONPATH=$code $cope "$@" --out "$out" >> "$out.log" 2>&1 &
   pid=$!
-  while kill -0 $pid 2>/dev/null; do
-    echo $(( spent + $(date +%s) - start )) > "$out.seconds"
-    sleep 10
-  done
+  # written every 10 s, and once more as it ends
+  while echo $(( spent + $(date +%s) - start )) > "$out.seconds"; kill -0 $pid 2>/dev/null; do sleep 10; done
   wait $pid
   status=$?
-  echo $(( spent + $(date +%s) - start )) > "$out.seconds"
   # the protocol asks for each shard's CPU: this machine, as the shard ends
   printf '{"cpu": "%s", "amx": %s, "cores": %s, "core": %s, "minutes": %s, "attempts": %s}\n' \
     "$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
