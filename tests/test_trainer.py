@@ -119,6 +119,25 @@ def test_one_row_per_prompt_scores_each_response_as_if_alone(base_and_text):
             assert (scores[len(row.responses):] == 0).all()
 
 
+def test_a_new_adapter_starts_from_the_seed_wherever_the_generator_stands():
+    """Tuning trains one SFT adapter per learning rate in one process, after whatever ran there
+    before (in `cope eval --edits`, night 1): each must start from the same initial weights, or
+    the grid's first point is not reproducible (docs/benchmarks.md, section 3's OPPU row)."""
+    from trainer.stages import BaseTrainer
+
+    base = BaseTrainer(embedded_model_path())
+
+    def initial_weights():
+        model = base.user_model()
+        weights = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+        base.model = model.unload()
+        return weights
+
+    first = initial_weights()
+    torch.rand(1000)  # other work in the same process moves the generator on
+    assert all(torch.equal(a, b) for a, b in zip(first, initial_weights(), strict=True))
+
+
 def history(n, prefix="Ann"):
     return "text,title\n" + "".join(
         f"\"{prefix} reports on story number {i}: the town did thing {i} today.\",{prefix} Headline Number {i} Is Here\n" for i in range(n))

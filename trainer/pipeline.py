@@ -51,7 +51,7 @@ class Options:
     tam_max_items: int = TAM_MAX_ITEMS
     max_items: int | None = None  # only the newest items of the user's history
     tune: bool = False  # pick the SFT lr and CoPe's α/τ on the user's held-out newest items (tuning.py)
-    seed: int = 0  # adapters' initial weights, training order and negatives (0: as before seeds could be set)
+    seed: int = 0  # adapters' initial weights, training order and negatives
     real_pairs_share: float = REAL_PAIRS_SHARE  # the person's own pairs' largest share of DPO's (real_pairs.py)
 
 

@@ -89,7 +89,7 @@ class BaseTrainer:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self.tam_merged = False
-        self.seed = seed  # of new adapters' initial weights (0: the process's default generator, as ever)
+        self.seed = seed  # of new adapters' initial weights
 
     def examples(self, task: Task, rows: list[tuple[dict, str]]) -> list[Example]:
         return [self.encoder.example(task, inputs, output) for inputs, output in rows]
@@ -140,8 +140,7 @@ class BaseTrainer:
         return self._new_adapter(spec, "user")
 
     def _new_adapter(self, spec: LoraSpec, name: str):
-        if self.seed:
-            torch.manual_seed(self.seed)
+        torch.manual_seed(self.seed)  # the same start wherever the process's generator stands
         return get_peft_model(self.model, spec.config(), adapter_name=name)
 
     def train_sft(self, model, task: Task, rows, folder: RunFolder, hyper: loop.Hyper, report: Report = ignore) -> loop.LoopResult:
