@@ -43,14 +43,14 @@ def sft_speed(store: Store, profile: str, items: int, steps: int, model_path: Pa
     """Training tokens/s of our SFT loop and of TRL's SFTTrainer (its defaults, LoRA as ours) on
     the same items for the same number of steps."""
     from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
 
     task = get_task("headline")
     rows = [(w.inputs, w.output) for w in store.writings(profile=profile, task="headline")[:items]]
     trainer_base = BaseTrainer(model_path)
-    model = get_peft_model(trainer_base.model, USER_LORA.config(), adapter_name="user")
+    model = trainer_base.user_model()
     batch = SFT_HYPER["lamp"].batch_size
     examples = trainer_base.examples(task, rows)[: steps * batch]
     ours = loop.run(model, examples, trainer_base.sft_loss(model), loop.Hyper(epochs=1, lr=1e-5, batch_size=batch),
